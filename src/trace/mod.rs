@@ -1,0 +1,1 @@
+//! Trace context (placeholder: being written).
