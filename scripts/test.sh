@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite: what README.md calls "run every test" and what CI runs (.ci/run).
+#
+# Installs what the tests need into ./.venv (moto server, cargo-lambda, cfn-lint, SAM CLI: pinned),
+# then runs formatting and lint checks, every Rust test (unit, property, handler-level and the
+# end-to-end tests that drive the real binary through a Runtime API stand-in against moto), the
+# moto launcher's self-check, and the deployment checks. Ends with one line counting all tests.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+export PYTHONDONTWRITEBYTECODE=1
+log="$(mktemp -d)"
+trap 'rm -rf "$log"' EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "bootstrap (.venv with pinned moto, cargo-lambda)"
+bash scripts/bootstrap.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "cargo test (unit, property, handler, end-to-end against moto)"
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$log/cargo.txt"
+
+step "moto launcher self-check"
+.venv/bin/python -m unittest tests/moto/test_moto_server.py 2>&1 | tee "$log/python.txt"
+
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log/cargo.txt" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log/cargo.txt" | awk '{s += $1} END {print s + 0}')
+python_ran=$(grep -Eo '^Ran [0-9]+ test' "$log/python.txt" | awk '{s += $2} END {print s + 0}')
+passed=$((passed + python_ran))
+
+printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"

@@ -1,0 +1,501 @@
+//! Configuration, read once at init (CONTRACT §2).
+//!
+//! `RELAY_TARGETS` is a comma-separated list of SQS queue URLs, SQS queue ARNs and SNS topic ARNs, each
+//! optionally followed by a `?prefix=…&suffix=…&events=…` filter. A name ending in `.fifo` is a FIFO
+//! queue or topic. Because the `events` filter itself holds commas, the list is split on commas that
+//! start a new target (`http://`, `https://` or `arn:`), not on every comma.
+//!
+//! Configuration is parsed from a lookup function, never from the process environment directly, so
+//! tests build it from a map (`std::env::set_var` is `unsafe` in edition 2024 and racy in tests).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::metrics::{DEFAULT_NAMESPACE, RELAY_METRICS_NAMESPACE};
+use crate::route::{EventPattern, Filter};
+
+/// The variable that lists where notifications go.
+pub const RELAY_TARGETS: &str = "RELAY_TARGETS";
+/// Safety margin kept before the invocation deadline, in milliseconds.
+pub const RELAY_DEADLINE_MARGIN_MS: &str = "RELAY_DEADLINE_MARGIN_MS";
+/// Maximum number of publish calls in flight per invocation.
+pub const RELAY_MAX_IN_FLIGHT: &str = "RELAY_MAX_IN_FLIGHT";
+
+/// Default margin before the deadline: enough for one SDK round trip to fail fast and for the
+/// response to reach the Runtime API.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+/// Default bound on concurrent publish calls: keeps a 10 000-record batch from opening thousands
+/// of connections while still overlapping network waits.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+
+/// The whole relay configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Where notifications go, in the order configured.
+    pub targets: Vec<Target>,
+    /// Time kept in reserve before the invocation deadline.
+    pub deadline_margin: Duration,
+    /// Upper bound on concurrent publish calls in one invocation.
+    pub max_in_flight: usize,
+    /// CloudWatch namespace of the EMF metrics.
+    pub metrics_namespace: String,
+}
+
+/// One destination and the filter that selects the records it receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The queue or topic.
+    pub destination: Destination,
+    /// Which records go there.
+    pub filter: Filter,
+}
+
+/// A queue or topic, resolved to what the SDK call needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An SQS queue, by URL (ARNs are turned into the regional URL at init).
+    Sqs {
+        /// The queue URL passed as `QueueUrl`.
+        queue_url: String,
+        /// Whether the queue is FIFO (name ends in `.fifo`).
+        fifo: bool,
+    },
+    /// An SNS topic.
+    Sns {
+        /// The topic ARN passed as `TopicArn`.
+        topic_arn: String,
+        /// Whether the topic is FIFO (name ends in `.fifo`).
+        fifo: bool,
+    },
+}
+
+impl Destination {
+    /// Whether the queue or topic is FIFO, which requires group and deduplication ids.
+    pub fn is_fifo(&self) -> bool {
+        match self {
+            Destination::Sqs { fifo, .. } | Destination::Sns { fifo, .. } => *fifo,
+        }
+    }
+
+    /// The queue URL or topic ARN, for logs and errors.
+    pub fn address(&self) -> &str {
+        match self {
+            Destination::Sqs { queue_url, .. } => queue_url,
+            Destination::Sns { topic_arn, .. } => topic_arn,
+        }
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.address())
+    }
+}
+
+/// Why the configuration was rejected; the message names the variable, the bad value and what is
+/// expected, so the Lambda init error alone tells the operator what to fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{variable} is not set: expected {expected}")]
+    Missing {
+        /// The variable.
+        variable: &'static str,
+        /// What a valid value looks like.
+        expected: &'static str,
+    },
+    /// A variable is set to something unusable.
+    #[error("{variable} has an invalid value {value:?}: {reason}")]
+    Invalid {
+        /// The variable.
+        variable: &'static str,
+        /// The offending value (the one target, for `RELAY_TARGETS`).
+        value: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+const TARGETS_EXPECTED: &str = "a comma-separated list of SQS queue URLs (https://sqs.<region>.amazonaws.com/<account>/<name>), \
+     SQS queue ARNs (arn:aws:sqs:<region>:<account>:<name>) or SNS topic ARNs (arn:aws:sns:<region>:<account>:<name>), \
+     each optionally followed by ?prefix=…&suffix=…&events=…";
+
+impl RelayConfig {
+    /// Reads the configuration through `lookup` (the process environment in `main`, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw = lookup(RELAY_TARGETS).ok_or(ConfigError::Missing {
+            variable: RELAY_TARGETS,
+            expected: TARGETS_EXPECTED,
+        })?;
+        let targets = parse_targets(&raw)?;
+        let deadline_margin = match lookup(RELAY_DEADLINE_MARGIN_MS) {
+            None => DEFAULT_DEADLINE_MARGIN,
+            Some(v) => Duration::from_millis(parse_number(RELAY_DEADLINE_MARGIN_MS, &v, 0, 60_000)?),
+        };
+        let max_in_flight = match lookup(RELAY_MAX_IN_FLIGHT) {
+            None => DEFAULT_MAX_IN_FLIGHT,
+            Some(v) => parse_number(RELAY_MAX_IN_FLIGHT, &v, 1, 1024)? as usize,
+        };
+        let metrics_namespace = match lookup(RELAY_METRICS_NAMESPACE) {
+            None => DEFAULT_NAMESPACE.to_owned(),
+            Some(v) => parse_namespace(&v)?,
+        };
+        Ok(RelayConfig {
+            targets,
+            deadline_margin,
+            max_in_flight,
+            metrics_namespace,
+        })
+    }
+}
+
+/// CloudWatch namespaces: 1 to 255 characters of alphanumerics and `. - _ / # :` and space, not
+/// starting with `AWS/` (reserved for AWS services).
+fn parse_namespace(value: &str) -> Result<String, ConfigError> {
+    let valid = !value.is_empty()
+        && value.len() <= 255
+        && !value.starts_with("AWS/")
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#: ".contains(&b));
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            variable: RELAY_METRICS_NAMESPACE,
+            value: value.to_owned(),
+            reason: "expected 1-255 characters of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/".into(),
+        })
+    }
+}
+
+fn parse_number(variable: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            variable,
+            value: value.to_owned(),
+            reason: format!("expected a whole number from {min} to {max}"),
+        }),
+    }
+}
+
+/// Parses the value of `RELAY_TARGETS`.
+pub fn parse_targets(raw: &str) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::new();
+    for item in split_targets(raw) {
+        targets.push(parse_target(item)?);
+    }
+    if targets.is_empty() {
+        return Err(ConfigError::Invalid {
+            variable: RELAY_TARGETS,
+            value: raw.to_owned(),
+            reason: format!("no target given: expected {TARGETS_EXPECTED}"),
+        });
+    }
+    Ok(targets)
+}
+
+/// Splits on the commas that begin a new target, keeping commas inside an `events=` filter.
+fn split_targets(raw: &str) -> Vec<&str> {
+    let mut starts = vec![0];
+    for (i, _) in raw.match_indices(',') {
+        let rest = raw.get(i + 1..).unwrap_or_default().trim_start();
+        if rest.is_empty() || ["http://", "https://", "arn:"].iter().any(|p| rest.starts_with(p)) {
+            starts.push(i + 1);
+        }
+    }
+    starts.push(raw.len() + 1);
+    starts
+        .windows(2)
+        .map(|w| raw.get(w[0]..w[1] - 1).unwrap_or_default().trim())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn invalid(value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        variable: RELAY_TARGETS,
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_target(item: &str) -> Result<Target, ConfigError> {
+    let (address, query) = match item.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (item, None),
+    };
+    let destination = parse_destination(item, address)?;
+    let filter = match query {
+        Some(q) => parse_filter(item, q)?,
+        None => Filter::default(),
+    };
+    Ok(Target { destination, filter })
+}
+
+fn parse_destination(item: &str, address: &str) -> Result<Destination, ConfigError> {
+    if let Some(rest) = address.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [partition, service, region, account, name] = parts.as_slice() else {
+            return Err(invalid(
+                item,
+                "an ARN must have the form arn:<partition>:<sqs|sns>:<region>:<account>:<name>",
+            ));
+        };
+        if !matches!(*service, "sqs" | "sns") {
+            return Err(invalid(
+                item,
+                format!("service {service:?} is not a target: expected an sqs queue or sns topic ARN"),
+            ));
+        }
+        check_account(item, account)?;
+        check_name(item, name)?;
+        if region.is_empty() || partition.is_empty() {
+            return Err(invalid(item, "the ARN has an empty partition or region"));
+        }
+        let fifo = name.ends_with(".fifo");
+        return Ok(if *service == "sqs" {
+            Destination::Sqs {
+                queue_url: format!("https://sqs.{region}.{}/{account}/{name}", dns_suffix(partition)),
+                fifo,
+            }
+        } else {
+            Destination::Sns {
+                topic_arn: address.to_owned(),
+                fifo,
+            }
+        });
+    }
+    let Some(after_scheme) = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+    else {
+        return Err(invalid(
+            item,
+            format!("not a queue URL or ARN: expected {TARGETS_EXPECTED}"),
+        ));
+    };
+    let segments: Vec<&str> = after_scheme.split('/').collect();
+    let [host, account, name] = segments.as_slice() else {
+        return Err(invalid(
+            item,
+            "a queue URL must have the form http(s)://host[:port]/<account>/<name>",
+        ));
+    };
+    if host.is_empty() {
+        return Err(invalid(item, "the queue URL has no host"));
+    }
+    check_account(item, account)?;
+    check_name(item, name)?;
+    Ok(Destination::Sqs {
+        queue_url: address.to_owned(),
+        fifo: name.ends_with(".fifo"),
+    })
+}
+
+/// The DNS suffix of the partition, for building queue URLs from ARNs.
+fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    }
+}
+
+fn check_account(item: &str, account: &str) -> Result<(), ConfigError> {
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid(
+            item,
+            format!("account {account:?} is not a 12-digit AWS account id"),
+        ))
+    }
+}
+
+/// Queue and topic names: 1 to 80 characters of alphanumerics, hyphens and underscores, plus the
+/// `.fifo` suffix for FIFO ones (SQS `CreateQueue` and SNS `CreateTopic` naming rules).
+fn check_name(item: &str, name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name.len() <= 80
+        && name
+            .strip_suffix(".fifo")
+            .unwrap_or(name)
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            item,
+            format!("name {name:?} is not a queue or topic name (1-80 of A-Z a-z 0-9 - _, optional .fifo)"),
+        ))
+    }
+}
+
+fn parse_filter(item: &str, query: &str) -> Result<Filter, ConfigError> {
+    let mut filter = Filter::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(invalid(
+                item,
+                format!("filter {pair:?} has no '=': expected prefix=, suffix= or events="),
+            ));
+        };
+        match key {
+            "prefix" if filter.prefix.is_none() => filter.prefix = Some(value.to_owned()),
+            "suffix" if filter.suffix.is_none() => filter.suffix = Some(value.to_owned()),
+            "events" if filter.events.is_empty() => {
+                for pattern in value.split(',') {
+                    let pattern = EventPattern::parse(pattern.trim()).ok_or_else(|| {
+                        invalid(
+                            item,
+                            format!("event pattern {pattern:?} is not an S3 event name such as ObjectCreated:* or ObjectRemoved:Delete"),
+                        )
+                    })?;
+                    filter.events.push(pattern);
+                }
+            }
+            "prefix" | "suffix" | "events" => {
+                return Err(invalid(item, format!("filter {key:?} is given twice")));
+            }
+            other => {
+                return Err(invalid(
+                    item,
+                    format!("unknown filter {other:?}: expected prefix, suffix or events"),
+                ));
+            }
+        }
+    }
+    Ok(filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<RelayConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        RelayConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn missing_targets_names_the_variable() {
+        let err = config(&[]).unwrap_err().to_string();
+        assert!(err.starts_with("RELAY_TARGETS is not set"), "{err}");
+    }
+
+    #[test]
+    fn queue_url_topic_arn_and_queue_arn_are_accepted() {
+        let c = config(&[(
+            RELAY_TARGETS,
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/q1, arn:aws:sns:eu-west-1:123456789012:t.fifo,arn:aws:sqs:us-east-1:123456789012:q2.fifo",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.targets.iter().map(|t| t.destination.clone()).collect::<Vec<_>>(),
+            vec![
+                Destination::Sqs {
+                    queue_url: "https://sqs.eu-west-1.amazonaws.com/123456789012/q1".into(),
+                    fifo: false
+                },
+                Destination::Sns {
+                    topic_arn: "arn:aws:sns:eu-west-1:123456789012:t.fifo".into(),
+                    fifo: true
+                },
+                Destination::Sqs {
+                    queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/q2.fifo".into(),
+                    fifo: true
+                },
+            ]
+        );
+        assert_eq!(c.deadline_margin, DEFAULT_DEADLINE_MARGIN);
+    }
+
+    #[test]
+    fn local_endpoint_urls_are_queue_urls() {
+        let c = config(&[(RELAY_TARGETS, "http://127.0.0.1:5000/123456789012/local")]).unwrap();
+        assert_eq!(
+            c.targets[0].destination.address(),
+            "http://127.0.0.1:5000/123456789012/local"
+        );
+    }
+
+    #[test]
+    fn china_partition_arn_uses_the_china_domain() {
+        let c = config(&[(RELAY_TARGETS, "arn:aws-cn:sqs:cn-north-1:123456789012:q")]).unwrap();
+        assert_eq!(
+            c.targets[0].destination.address(),
+            "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q"
+        );
+    }
+
+    #[test]
+    fn events_filter_keeps_its_commas() {
+        let c = config(&[(
+            RELAY_TARGETS,
+            "arn:aws:sns:us-east-1:123456789012:t?prefix=images/&suffix=.jpg&events=ObjectCreated:*,ObjectRemoved:Delete,arn:aws:sqs:us-east-1:123456789012:q",
+        )])
+        .unwrap();
+        assert_eq!(c.targets.len(), 2);
+        let f = &c.targets[0].filter;
+        assert_eq!(f.prefix.as_deref(), Some("images/"));
+        assert_eq!(f.suffix.as_deref(), Some(".jpg"));
+        assert_eq!(f.events.len(), 2);
+        assert_eq!(c.targets[1].filter, Filter::default());
+    }
+
+    #[test]
+    fn invalid_values_are_named_with_what_is_expected() {
+        for (value, needle) in [
+            ("", "no target given"),
+            ("ftp://x/123456789012/q", "not a queue URL or ARN"),
+            ("arn:aws:s3:::bucket", "is not a target"),
+            ("arn:aws:sqs:us-east-1:123456789012", "an ARN must have the form"),
+            ("arn:aws:lambda:us-east-1:123456789012:f", "is not a target"),
+            ("arn:aws:sqs:us-east-1:12345:q", "12-digit"),
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/bad name",
+                "is not a queue or topic name",
+            ),
+            ("https://sqs.us-east-1.amazonaws.com/123456789012", "must have the form"),
+            ("arn:aws:sqs:us-east-1:123456789012:q?colour=red", "unknown filter"),
+            ("arn:aws:sqs:us-east-1:123456789012:q?prefix", "has no '='"),
+            (
+                "arn:aws:sqs:us-east-1:123456789012:q?events=Bogus",
+                "is not an S3 event name",
+            ),
+            ("arn:aws:sqs:us-east-1:123456789012:q?prefix=a&prefix=b", "given twice"),
+        ] {
+            let err = config(&[(RELAY_TARGETS, value)]).unwrap_err().to_string();
+            assert!(err.starts_with("RELAY_TARGETS has an invalid value"), "{value}: {err}");
+            assert!(err.contains(needle), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn tuning_variables_are_range_checked() {
+        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
+        let c = config(&[t, (RELAY_DEADLINE_MARGIN_MS, "750"), (RELAY_MAX_IN_FLIGHT, "4")]).unwrap();
+        assert_eq!(c.deadline_margin, Duration::from_millis(750));
+        assert_eq!(c.max_in_flight, 4);
+        let err = config(&[t, (RELAY_MAX_IN_FLIGHT, "0")]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("RELAY_MAX_IN_FLIGHT has an invalid value \"0\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn metrics_namespace_defaults_and_is_validated() {
+        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
+        assert_eq!(config(&[t]).unwrap().metrics_namespace, "S3TraceRelay");
+        let custom = config(&[t, (RELAY_METRICS_NAMESPACE, "Team/Relay")]).unwrap();
+        assert_eq!(custom.metrics_namespace, "Team/Relay");
+        let err = config(&[t, (RELAY_METRICS_NAMESPACE, "AWS/Lambda")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("RELAY_METRICS_NAMESPACE has an invalid value"), "{err}");
+    }
+}

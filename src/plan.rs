@@ -1,0 +1,369 @@
+//! Planning: which message goes to which target, with which trace header, in which batch (CONTRACT §4).
+//!
+//! Pure: no network. One message per S3 record per matching target. SQS batches hold at most 10
+//! entries and 1 MiB; each entry carries its own `AWSTraceHeader`, so one batch may mix trace
+//! contexts. SNS takes trace context only from the request's `X-Amzn-Trace-Id` header, so SNS
+//! batches are grouped by trace context (at most 10 entries and 256 KiB each). On FIFO topics,
+//! grouping must not reorder the events of one object, so there a new batch starts whenever the
+//! context changes instead. A message too large for its target fails alone.
+
+use std::sync::Arc;
+
+use crate::config::{Destination, Target};
+use crate::fifo;
+use crate::inbound::{Notification, TRACEPARENT};
+use crate::limits::{MAX_BATCH_ENTRIES, SNS_MAX_BATCH_BYTES, SQS_MAX_BATCH_BYTES};
+use crate::route::route;
+use crate::trace::TraceHeader;
+
+/// `String`: the data type of every message attribute the relay writes.
+pub const STRING_DATA_TYPE: &str = "String";
+
+/// One message for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The retry unit the record came from.
+    pub unit: usize,
+    /// The notification (shared between targets).
+    pub notification: Arc<Notification>,
+    /// The outbound trace header (canonical), if any.
+    pub trace: Option<TraceHeader>,
+    /// The W3C form of `trace`, sent as the `traceparent` message attribute.
+    pub traceparent: Option<String>,
+    /// Group and deduplication ids, for FIFO targets.
+    pub fifo: Option<FifoIds>,
+    /// Bytes the message counts toward the service's size limit (body plus message attributes).
+    pub size: usize,
+}
+
+/// FIFO ids of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoIds {
+    /// `MessageGroupId`: one per object.
+    pub group_id: String,
+    /// `MessageDeduplicationId`: one per S3 event.
+    pub deduplication_id: String,
+}
+
+/// One `SendMessageBatch` or `PublishBatch` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Index of the target in the configuration.
+    pub target: usize,
+    /// For SNS: the trace header every entry shares, sent as the request's `X-Amzn-Trace-Id`.
+    /// Always `None` for SQS, whose entries carry their own.
+    pub request_trace: Option<TraceHeader>,
+    /// The entries, at most [`MAX_BATCH_ENTRIES`].
+    pub messages: Vec<Message>,
+}
+
+/// A message that cannot be sent because it exceeds its target's size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oversized {
+    /// The message.
+    pub message: Message,
+    /// Index of the target.
+    pub target: usize,
+    /// The target's limit in bytes.
+    pub limit: usize,
+}
+
+/// Everything one invocation will publish.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Batches per target index, in the order they must be sent for FIFO targets.
+    pub batches: Vec<Vec<Batch>>,
+    /// Messages that exceed their target's limit.
+    pub oversized: Vec<Oversized>,
+    /// Records that matched no target.
+    pub filtered_out: usize,
+}
+
+impl Plan {
+    /// Number of publish calls the plan makes.
+    pub fn calls(&self) -> usize {
+        self.batches.iter().map(Vec::len).sum()
+    }
+}
+
+/// One record to plan: its unit, notification and outbound trace header.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    /// The retry unit.
+    pub unit: usize,
+    /// The notification.
+    pub notification: &'a Arc<Notification>,
+    /// The outbound header, already resolved.
+    pub trace: Option<&'a TraceHeader>,
+}
+
+/// Routes every record and batches the messages per target.
+pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'a>>) -> Plan {
+    let mut per_target: Vec<Vec<Message>> = vec![Vec::new(); targets.len()];
+    let mut filtered_out = 0;
+    for record in records {
+        let n = record.notification;
+        let mut routed = false;
+        for t in route(targets, &n.key, &n.event_name) {
+            routed = true;
+            if let Some(list) = per_target.get_mut(t) {
+                let fifo = targets.get(t).is_some_and(|t| t.destination.is_fifo());
+                list.push(message(record.unit, n, record.trace, fifo));
+            }
+        }
+        if !routed {
+            filtered_out += 1;
+        }
+    }
+    let mut plan = Plan {
+        batches: Vec::with_capacity(targets.len()),
+        filtered_out,
+        ..Plan::default()
+    };
+    for (index, (target, messages)) in targets.iter().zip(per_target).enumerate() {
+        let limit = max_batch_bytes(&target.destination);
+        let (fits, too_big): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(|m| m.size <= limit);
+        plan.oversized.extend(too_big.into_iter().map(|message| Oversized {
+            message,
+            target: index,
+            limit,
+        }));
+        let batches = match &target.destination {
+            Destination::Sqs { .. } => chunk(index, None, fits, limit),
+            Destination::Sns { fifo: false, .. } => group_by_trace(fits)
+                .into_iter()
+                .flat_map(|(trace, group)| chunk(index, trace, group, limit))
+                .collect(),
+            Destination::Sns { fifo: true, .. } => consecutive_runs(fits)
+                .into_iter()
+                .flat_map(|(trace, run)| chunk(index, trace, run, limit))
+                .collect(),
+        };
+        plan.batches.push(batches);
+    }
+    plan
+}
+
+/// The byte limit of one message and one batch call at a destination.
+pub fn max_batch_bytes(destination: &Destination) -> usize {
+    match destination {
+        Destination::Sqs { .. } => SQS_MAX_BATCH_BYTES,
+        Destination::Sns { .. } => SNS_MAX_BATCH_BYTES,
+    }
+}
+
+fn message(unit: usize, n: &Arc<Notification>, trace: Option<&TraceHeader>, fifo: bool) -> Message {
+    let traceparent = trace.and_then(TraceHeader::to_traceparent);
+    let attribute_bytes = traceparent
+        .as_ref()
+        .map_or(0, |tp| TRACEPARENT.len() + STRING_DATA_TYPE.len() + tp.len());
+    Message {
+        unit,
+        notification: Arc::clone(n),
+        trace: trace.cloned(),
+        traceparent,
+        fifo: fifo.then(|| FifoIds {
+            group_id: fifo::group_id(&n.bucket, &n.key),
+            deduplication_id: fifo::deduplication_id(n),
+        }),
+        size: n.body.len() + attribute_bytes,
+    }
+}
+
+/// Splits messages, in order, into batches of at most 10 entries and `limit` bytes.
+fn chunk(target: usize, request_trace: Option<TraceHeader>, messages: Vec<Message>, limit: usize) -> Vec<Batch> {
+    let mut batches: Vec<Batch> = Vec::with_capacity(messages.len().div_ceil(MAX_BATCH_ENTRIES));
+    let mut bytes = 0;
+    for m in messages {
+        let full = batches
+            .last()
+            .is_none_or(|b| b.messages.len() >= MAX_BATCH_ENTRIES || bytes + m.size > limit);
+        if full {
+            batches.push(Batch {
+                target,
+                request_trace: request_trace.clone(),
+                messages: Vec::with_capacity(MAX_BATCH_ENTRIES),
+            });
+            bytes = 0;
+        }
+        bytes += m.size;
+        if let Some(b) = batches.last_mut() {
+            b.messages.push(m);
+        }
+    }
+    batches
+}
+
+/// Groups messages by trace header, groups in order of first appearance, order kept within a group.
+fn group_by_trace(messages: Vec<Message>) -> Vec<(Option<TraceHeader>, Vec<Message>)> {
+    let mut groups: Vec<(Option<TraceHeader>, Vec<Message>)> = Vec::new();
+    for m in messages {
+        match groups.iter_mut().find(|(t, _)| *t == m.trace) {
+            Some((_, group)) => group.push(m),
+            None => groups.push((m.trace.clone(), vec![m])),
+        }
+    }
+    groups
+}
+
+/// Splits messages into maximal runs of equal trace header, keeping the overall order.
+fn consecutive_runs(messages: Vec<Message>) -> Vec<(Option<TraceHeader>, Vec<Message>)> {
+    let mut runs: Vec<(Option<TraceHeader>, Vec<Message>)> = Vec::new();
+    for m in messages {
+        match runs.last_mut() {
+            Some((t, run)) if *t == m.trace => run.push(m),
+            _ => runs.push((m.trace.clone(), vec![m])),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_targets;
+
+    const T1: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    const T2: &str = "Root=1-67891233-abcdef012345678912345678;Parent=0123456789abcdef;Sampled=0";
+
+    fn notification(key: &str, body_len: usize) -> Arc<Notification> {
+        Arc::new(Notification {
+            bucket: "b".into(),
+            key: key.into(),
+            event_name: "ObjectCreated:Put".into(),
+            version_id: None,
+            sequencer: Some("00".into()),
+            body: "x".repeat(body_len),
+        })
+    }
+
+    fn run(targets: &str, records: &[(Arc<Notification>, Option<TraceHeader>)]) -> Plan {
+        let targets = parse_targets(targets).unwrap();
+        plan(
+            &targets,
+            records.iter().enumerate().map(|(unit, (n, t))| Outgoing {
+                unit,
+                notification: n,
+                trace: t.as_ref(),
+            }),
+        )
+    }
+
+    fn sizes(batches: &[Batch]) -> Vec<usize> {
+        batches.iter().map(|b| b.messages.len()).collect()
+    }
+
+    #[test]
+    fn twenty_five_records_make_three_sqs_batches() {
+        let records: Vec<_> = (0..25).map(|i| (notification(&format!("k{i}"), 100), None)).collect();
+        let p = run("arn:aws:sqs:us-east-1:123456789012:q", &records);
+        assert_eq!(sizes(&p.batches[0]), vec![10, 10, 5]);
+        assert_eq!(p.calls(), 3);
+    }
+
+    #[test]
+    fn sqs_batches_mix_trace_contexts_and_keep_each_header() {
+        let t1: TraceHeader = T1.parse().unwrap();
+        let t2: TraceHeader = T2.parse().unwrap();
+        let records = vec![
+            (notification("a", 10), Some(t1.clone())),
+            (notification("b", 10), Some(t2.clone())),
+        ];
+        let p = run("arn:aws:sqs:us-east-1:123456789012:q", &records);
+        assert_eq!(p.batches[0].len(), 1);
+        let b = &p.batches[0][0];
+        assert_eq!(b.request_trace, None);
+        assert_eq!(b.messages[0].trace, Some(t1));
+        assert_eq!(b.messages[1].trace, Some(t2));
+        assert!(b.messages[0].traceparent.as_deref().unwrap().ends_with("-01"));
+    }
+
+    #[test]
+    fn sns_batches_are_grouped_by_trace_context() {
+        let t1: TraceHeader = T1.parse().unwrap();
+        let t2: TraceHeader = T2.parse().unwrap();
+        let records = vec![
+            (notification("a", 10), Some(t1.clone())),
+            (notification("b", 10), Some(t2.clone())),
+            (notification("c", 10), Some(t1.clone())),
+            (notification("d", 10), None),
+        ];
+        let p = run("arn:aws:sns:us-east-1:123456789012:t", &records);
+        let b = &p.batches[0];
+        assert_eq!(b.len(), 3);
+        assert_eq!((b[0].request_trace.clone(), b[0].messages.len()), (Some(t1), 2));
+        assert_eq!((b[1].request_trace.clone(), b[1].messages.len()), (Some(t2), 1));
+        assert_eq!((b[2].request_trace.clone(), b[2].messages.len()), (None, 1));
+    }
+
+    #[test]
+    fn fifo_sns_batches_never_reorder_records() {
+        let t1: TraceHeader = T1.parse().unwrap();
+        let t2: TraceHeader = T2.parse().unwrap();
+        let records = vec![
+            (notification("a", 10), Some(t1.clone())),
+            (notification("a", 10), Some(t2.clone())),
+            (notification("a", 10), Some(t1.clone())),
+        ];
+        let p = run("arn:aws:sns:us-east-1:123456789012:t.fifo", &records);
+        let units: Vec<Vec<usize>> = p.batches[0]
+            .iter()
+            .map(|b| b.messages.iter().map(|m| m.unit).collect())
+            .collect();
+        assert_eq!(units, vec![vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn byte_limit_splits_batches_before_ten_entries() {
+        // Five 300,000-byte messages: three fit in 1 MiB, and SNS can take none together.
+        let records: Vec<_> = (0..5)
+            .map(|i| (notification(&format!("k{i}"), 300_000), None))
+            .collect();
+        let p = run("arn:aws:sqs:us-east-1:123456789012:q", &records);
+        assert_eq!(sizes(&p.batches[0]), vec![3, 2]);
+    }
+
+    #[test]
+    fn oversized_message_fails_alone() {
+        let records = vec![(notification("big", 300_000), None), (notification("small", 10), None)];
+        let p = run(
+            "arn:aws:sns:us-east-1:123456789012:t,arn:aws:sqs:us-east-1:123456789012:q",
+            &records,
+        );
+        assert_eq!(p.oversized.len(), 1);
+        assert_eq!((p.oversized[0].target, p.oversized[0].message.unit), (0, 0));
+        assert_eq!(sizes(&p.batches[0]), vec![1]);
+        assert_eq!(sizes(&p.batches[1]), vec![2]);
+    }
+
+    #[test]
+    fn fifo_targets_get_group_and_deduplication_ids() {
+        let p = run(
+            "arn:aws:sqs:us-east-1:123456789012:q.fifo",
+            &[(notification("k", 1), None)],
+        );
+        let ids = p.batches[0][0].messages[0].fifo.clone().unwrap();
+        assert_eq!(ids.group_id, "b/k");
+        assert_eq!(ids.deduplication_id.len(), 64);
+    }
+
+    #[test]
+    fn records_matching_no_target_are_counted() {
+        let p = run(
+            "arn:aws:sqs:us-east-1:123456789012:q?prefix=images/",
+            &[(notification("docs/a", 1), None)],
+        );
+        assert_eq!(p.filtered_out, 1);
+        assert_eq!(p.calls(), 0);
+    }
+
+    #[test]
+    fn size_counts_the_traceparent_attribute() {
+        let t1: TraceHeader = T1.parse().unwrap();
+        let p = run(
+            "arn:aws:sqs:us-east-1:123456789012:q",
+            &[(notification("k", 100), Some(t1))],
+        );
+        assert_eq!(p.batches[0][0].messages[0].size, 100 + 11 + 6 + 55);
+    }
+}

@@ -1,0 +1,348 @@
+//! Publishing: the only module that touches the network (CONTRACT §4).
+//!
+//! [`Publisher`] is the port the relay core calls; [`AwsPublisher`] is the adapter over
+//! `aws-sdk-sqs` and `aws-sdk-sns`. Every entry's outcome is read from the batch response, because an
+//! HTTP 200 can still carry `Failed` entries.
+//!
+//! Trace carriers on the wire:
+//! - SQS: each entry carries the `AWSTraceHeader` message system attribute (its own context), so
+//!   the request's `X-Amzn-Trace-Id` header is removed: the SDK's recursion-detection interceptor
+//!   would otherwise copy the process-wide `_X_AMZN_TRACE_ID` verbatim onto every message lacking
+//!   the attribute.
+//! - SNS: the only carrier is the request's `X-Amzn-Trace-Id` header, so each `PublishBatch` call
+//!   sets (replaces) it to its group's canonical header, or removes it when the group has none.
+
+use std::future::Future;
+
+use aws_sdk_sns::types::{MessageAttributeValue as SnsAttribute, PublishBatchRequestEntry};
+use aws_sdk_sqs::config::http::{HttpRequest, HttpResponse};
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::RequestId;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue as SqsAttribute, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
+
+use crate::config::Destination;
+use crate::inbound::TRACEPARENT;
+use crate::plan::{Batch, STRING_DATA_TYPE};
+
+/// The HTTP header that carries X-Ray trace context on AWS requests.
+pub const TRACE_HTTP_HEADER: &str = "x-amzn-trace-id";
+
+/// What happened to one entry of a batch call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryOutcome {
+    /// The service accepted the entry.
+    Delivered,
+    /// The service rejected the entry, or the call failed as a whole.
+    Failed(Failure),
+}
+
+/// Why an entry was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The service's error code, or a relay code (`CallFailed`, `DeadlineExceeded`, `TooLarge`, …).
+    pub code: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// `true` when sending the same entry again may succeed (`SenderFault=false`, throttling, 5xx,
+    /// timeouts); `false` for the sender's own fault.
+    pub transient: bool,
+}
+
+/// The answer to a batch call that got a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReport {
+    /// One outcome per message, in order.
+    pub entries: Vec<EntryOutcome>,
+    /// The AWS request id of the call.
+    pub request_id: Option<String>,
+}
+
+impl CallReport {
+    /// A report without a request id (tests, fakes).
+    pub fn new(entries: Vec<EntryOutcome>) -> Self {
+        CallReport {
+            entries,
+            request_id: None,
+        }
+    }
+}
+
+/// A whole call that failed, so none of its entries is known to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} to {destination} failed ({code}): {message}")]
+pub struct CallError {
+    /// `SendMessageBatch` or `PublishBatch`.
+    pub operation: &'static str,
+    /// Queue URL or topic ARN.
+    pub destination: String,
+    /// Service error code, or the SDK's failure kind.
+    pub code: String,
+    /// Detail.
+    pub message: String,
+    /// Whether a later attempt may succeed.
+    pub transient: bool,
+    /// HTTP status of the error response, if one came back.
+    pub status: Option<u16>,
+    /// AWS request id of the error response, if one came back.
+    pub request_id: Option<String>,
+}
+
+impl CallError {
+    /// The failure each entry of the call gets.
+    pub fn to_failure(&self) -> Failure {
+        Failure {
+            code: self.code.clone(),
+            message: self.to_string(),
+            transient: self.transient,
+        }
+    }
+}
+
+/// The port the relay publishes through: one batch call, returning one outcome per message, in order.
+pub trait Publisher: Send + Sync {
+    /// Sends `batch` to `destination`.
+    fn send(
+        &self,
+        destination: &Destination,
+        batch: &Batch,
+    ) -> impl Future<Output = Result<CallReport, CallError>> + Send;
+}
+
+/// The adapter over the AWS SDK clients, built once at init and shared by every invocation.
+#[derive(Debug, Clone)]
+pub struct AwsPublisher {
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+}
+
+impl AwsPublisher {
+    /// Builds both clients from one loaded SDK configuration.
+    pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+        AwsPublisher {
+            sqs: aws_sdk_sqs::Client::new(sdk_config),
+            sns: aws_sdk_sns::Client::new(sdk_config),
+        }
+    }
+
+    /// Builds the publisher from existing clients (tests point them at local endpoints).
+    pub fn from_clients(sqs: aws_sdk_sqs::Client, sns: aws_sdk_sns::Client) -> Self {
+        AwsPublisher { sqs, sns }
+    }
+
+    async fn send_sqs(&self, queue_url: &str, fifo: bool, batch: &Batch) -> Result<CallReport, CallError> {
+        let fail = |code: &str, message: String| call_error("SendMessageBatch", queue_url, code, message, false);
+        let mut request = self.sqs.send_message_batch().queue_url(queue_url);
+        for (i, m) in batch.messages.iter().enumerate() {
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(m.notification.body.as_str());
+            if let Some(trace) = &m.trace {
+                let value = MessageSystemAttributeValue::builder()
+                    .data_type(STRING_DATA_TYPE)
+                    .string_value(trace.to_string())
+                    .build()
+                    .map_err(|e| fail("InvalidEntry", e.to_string()))?;
+                entry = entry.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, value);
+            }
+            if let Some(tp) = &m.traceparent {
+                let value = SqsAttribute::builder()
+                    .data_type(STRING_DATA_TYPE)
+                    .string_value(tp)
+                    .build()
+                    .map_err(|e| fail("InvalidEntry", e.to_string()))?;
+                entry = entry.message_attributes(TRACEPARENT, value);
+            }
+            if let (true, Some(ids)) = (fifo, &m.fifo) {
+                entry = entry
+                    .message_group_id(&ids.group_id)
+                    .message_deduplication_id(&ids.deduplication_id);
+            }
+            request = request.entries(entry.build().map_err(|e| fail("InvalidEntry", e.to_string()))?);
+        }
+        let output = request
+            .customize()
+            .mutate_request(|r: &mut HttpRequest| {
+                r.headers_mut().remove(TRACE_HTTP_HEADER);
+            })
+            .send()
+            .await
+            .map_err(|e| sdk_call_error("SendMessageBatch", queue_url, e))?;
+        let failed = output
+            .failed()
+            .iter()
+            .map(|f| (f.id(), f.sender_fault(), f.code(), f.message()));
+        let succeeded = output.successful().iter().map(|s| s.id());
+        Ok(CallReport {
+            entries: outcomes(batch.messages.len(), succeeded, failed),
+            request_id: output.request_id().map(str::to_owned),
+        })
+    }
+
+    async fn send_sns(&self, topic_arn: &str, fifo: bool, batch: &Batch) -> Result<CallReport, CallError> {
+        let fail = |code: &str, message: String| call_error("PublishBatch", topic_arn, code, message, false);
+        let mut request = self.sns.publish_batch().topic_arn(topic_arn);
+        for (i, m) in batch.messages.iter().enumerate() {
+            let mut entry = PublishBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message(m.notification.body.as_str());
+            if let Some(tp) = &m.traceparent {
+                let value = SnsAttribute::builder()
+                    .data_type(STRING_DATA_TYPE)
+                    .string_value(tp)
+                    .build()
+                    .map_err(|e| fail("InvalidEntry", e.to_string()))?;
+                entry = entry.message_attributes(TRACEPARENT, value);
+            }
+            if let (true, Some(ids)) = (fifo, &m.fifo) {
+                entry = entry
+                    .message_group_id(&ids.group_id)
+                    .message_deduplication_id(&ids.deduplication_id);
+            }
+            request =
+                request.publish_batch_request_entries(entry.build().map_err(|e| fail("InvalidEntry", e.to_string()))?);
+        }
+        let header = batch.request_trace.as_ref().map(ToString::to_string);
+        let output = request
+            .customize()
+            .mutate_request(move |r: &mut HttpRequest| {
+                let headers = r.headers_mut();
+                headers.remove(TRACE_HTTP_HEADER);
+                if let Some(h) = &header {
+                    // Canonical headers are ASCII without control characters, so this cannot fail.
+                    let _ = headers.try_insert(TRACE_HTTP_HEADER, h.clone());
+                }
+            })
+            .send()
+            .await
+            .map_err(|e| sdk_call_error("PublishBatch", topic_arn, e))?;
+        let failed = output
+            .failed()
+            .iter()
+            .map(|f| (f.id(), f.sender_fault(), f.code(), f.message()));
+        let succeeded = output.successful().iter().filter_map(|s| s.id());
+        Ok(CallReport {
+            entries: outcomes(batch.messages.len(), succeeded, failed),
+            request_id: aws_sdk_sns::operation::RequestId::request_id(&output).map(str::to_owned),
+        })
+    }
+}
+
+impl Publisher for AwsPublisher {
+    async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
+        match destination {
+            Destination::Sqs { queue_url, fifo } => self.send_sqs(queue_url, *fifo, batch).await,
+            Destination::Sns { topic_arn, fifo } => self.send_sns(topic_arn, *fifo, batch).await,
+        }
+    }
+}
+
+/// Maps a batch response to one outcome per entry (entry ids are positions). An entry the response
+/// names neither as successful nor as failed is reported failed: nothing is assumed delivered.
+fn outcomes<'a>(
+    len: usize,
+    succeeded: impl Iterator<Item = &'a str>,
+    failed: impl Iterator<Item = (&'a str, bool, &'a str, Option<&'a str>)>,
+) -> Vec<EntryOutcome> {
+    let mut result = vec![
+        EntryOutcome::Failed(Failure {
+            code: "MissingFromResponse".into(),
+            message: "the batch response did not mention this entry".into(),
+            transient: true,
+        });
+        len
+    ];
+    for id in succeeded {
+        if let Some(slot) = id.parse::<usize>().ok().and_then(|i| result.get_mut(i)) {
+            *slot = EntryOutcome::Delivered;
+        }
+    }
+    for (id, sender_fault, code, message) in failed {
+        if let Some(slot) = id.parse::<usize>().ok().and_then(|i| result.get_mut(i)) {
+            *slot = EntryOutcome::Failed(Failure {
+                code: code.to_owned(),
+                message: message.unwrap_or_default().to_owned(),
+                transient: !sender_fault,
+            });
+        }
+    }
+    result
+}
+
+fn call_error(operation: &'static str, destination: &str, code: &str, message: String, transient: bool) -> CallError {
+    CallError {
+        operation,
+        destination: destination.to_owned(),
+        code: code.to_owned(),
+        message,
+        transient,
+        status: None,
+        request_id: None,
+    }
+}
+
+/// Classifies an SDK error (after the SDK's own retries): throttling, 5xx, timeouts and connection
+/// failures are transient; other service errors are the sender's fault.
+fn sdk_call_error<E>(operation: &'static str, destination: &str, error: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (code, transient) = match &error {
+        SdkError::ServiceError(service) => {
+            let status = service_status(&error);
+            let code = service.err().code().unwrap_or("ServiceError").to_owned();
+            let throttled = code.contains("Throttl") || code == "RequestThrottled" || status == Some(429);
+            (code, throttled || status.is_some_and(|s| s >= 500))
+        }
+        SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
+        SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), true),
+        SdkError::ResponseError(_) => ("ResponseError".to_owned(), true),
+        SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_owned(), false),
+        _ => ("Unknown".to_owned(), true),
+    };
+    let message = match &error {
+        SdkError::ServiceError(service) => service.err().message().unwrap_or_default().to_owned(),
+        other => DisplayErrorContext(other).to_string(),
+    };
+    CallError {
+        status: error.raw_response().map(|r| r.status().as_u16()),
+        request_id: error.request_id().map(str::to_owned),
+        ..call_error(operation, destination, &code, message, transient)
+    }
+}
+
+fn service_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    match error {
+        SdkError::ServiceError(_) => error.raw_response().map(|r| r.status().as_u16()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_missing_from_the_response_are_failed() {
+        let out = outcomes(
+            3,
+            ["0"].into_iter(),
+            [("2", true, "InvalidParameterValue", None)].into_iter(),
+        );
+        assert_eq!(out[0], EntryOutcome::Delivered);
+        assert!(matches!(&out[1], EntryOutcome::Failed(f) if f.code == "MissingFromResponse" && f.transient));
+        assert!(matches!(&out[2], EntryOutcome::Failed(f) if f.code == "InvalidParameterValue" && !f.transient));
+    }
+
+    #[test]
+    fn receiver_fault_entries_are_transient() {
+        let out = outcomes(
+            1,
+            std::iter::empty(),
+            [("0", false, "InternalError", Some("try again"))].into_iter(),
+        );
+        assert!(matches!(&out[0], EntryOutcome::Failed(f) if f.transient && f.message == "try again"));
+    }
+}

@@ -1,0 +1,136 @@
+//! Routing: which targets a notification goes to (CONTRACT §2 filters).
+//!
+//! A record goes to a target only if its decoded key has the target's prefix and suffix and its
+//! event name matches one of the target's patterns. Patterns follow S3 notification
+//! configuration: `ObjectCreated:*` matches every `ObjectCreated:` event, `*` matches the rest of the
+//! name, and the `s3:` prefix of configuration event types is accepted and ignored.
+
+use crate::config::Target;
+
+/// The filter attached to one target; the empty filter matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Required start of the decoded object key.
+    pub prefix: Option<String>,
+    /// Required end of the decoded object key.
+    pub suffix: Option<String>,
+    /// Event-name patterns, any of which may match; empty means all events.
+    pub events: Vec<EventPattern>,
+}
+
+/// An S3 event-name pattern such as `ObjectCreated:*` or `ObjectRemoved:Delete`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPattern {
+    /// The fixed part of the pattern (without the `s3:` prefix or the trailing `*`).
+    stem: String,
+    /// Whether the pattern ended in `*`.
+    wildcard: bool,
+}
+
+impl EventPattern {
+    /// Parses a pattern: `Category:Name` with an optional trailing `*` in place of the rest, letters,
+    /// digits and `:` only. Returns `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.strip_prefix("s3:").unwrap_or(text);
+        let (stem, wildcard) = match text.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (text, false),
+        };
+        let well_formed = stem.contains(':')
+            && stem.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':');
+        well_formed.then(|| EventPattern {
+            stem: stem.to_owned(),
+            wildcard,
+        })
+    }
+
+    /// Whether an event name (as in a record's `eventName`, e.g. `ObjectCreated:Put`) matches.
+    pub fn matches(&self, event_name: &str) -> bool {
+        let name = event_name.strip_prefix("s3:").unwrap_or(event_name);
+        if self.wildcard {
+            name.starts_with(&self.stem)
+        } else {
+            name == self.stem
+        }
+    }
+}
+
+impl Filter {
+    /// Whether a record with this decoded key and event name passes the filter.
+    pub fn matches(&self, decoded_key: &str, event_name: &str) -> bool {
+        self.prefix.as_deref().is_none_or(|p| decoded_key.starts_with(p))
+            && self.suffix.as_deref().is_none_or(|s| decoded_key.ends_with(s))
+            && (self.events.is_empty() || self.events.iter().any(|p| p.matches(event_name)))
+    }
+}
+
+/// Indexes of the targets a record goes to, in configuration order.
+pub fn route<'a>(targets: &'a [Target], decoded_key: &'a str, event_name: &'a str) -> impl Iterator<Item = usize> + 'a {
+    targets
+        .iter()
+        .enumerate()
+        .filter(move |(_, t)| t.filter.matches(decoded_key, event_name))
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(prefix: Option<&str>, suffix: Option<&str>, events: &[&str]) -> Filter {
+        Filter {
+            prefix: prefix.map(str::to_owned),
+            suffix: suffix.map(str::to_owned),
+            events: events.iter().map(|e| EventPattern::parse(e).unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn empty_filter_matches_everything() {
+        assert!(Filter::default().matches("any/key", "ObjectRemoved:Delete"));
+    }
+
+    #[test]
+    fn prefix_and_suffix_apply_to_the_decoded_key() {
+        let f = filter(Some("images/"), Some(".jpg"), &[]);
+        assert!(f.matches("images/my cat.jpg", "ObjectCreated:Put"));
+        assert!(!f.matches("docs/my cat.jpg", "ObjectCreated:Put"));
+        assert!(!f.matches("images/my cat.png", "ObjectCreated:Put"));
+    }
+
+    #[test]
+    fn wildcard_pattern_matches_the_rest_of_the_name() {
+        let f = filter(None, None, &["ObjectCreated:*"]);
+        assert!(f.matches("k", "ObjectCreated:Put"));
+        assert!(f.matches("k", "ObjectCreated:CompleteMultipartUpload"));
+        assert!(!f.matches("k", "ObjectRemoved:Delete"));
+    }
+
+    #[test]
+    fn exact_pattern_matches_only_that_name() {
+        let f = filter(None, None, &["ObjectRemoved:Delete"]);
+        assert!(f.matches("k", "ObjectRemoved:Delete"));
+        assert!(!f.matches("k", "ObjectRemoved:DeleteMarkerCreated"));
+    }
+
+    #[test]
+    fn any_of_several_patterns_matches() {
+        let f = filter(None, None, &["ObjectCreated:*", "ObjectRemoved:Delete"]);
+        assert!(f.matches("k", "ObjectRemoved:Delete"));
+        assert!(!f.matches("k", "ObjectRestore:Post"));
+    }
+
+    #[test]
+    fn s3_prefix_of_configuration_event_types_is_ignored() {
+        let f = filter(None, None, &["s3:ObjectCreated:*"]);
+        assert!(f.matches("k", "ObjectCreated:Copy"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_rejected() {
+        for p in ["", "*", "Bogus", "Object Created:*", ":Put", "ObjectCreated:P*t"] {
+            assert_eq!(EventPattern::parse(p), None, "{p:?}");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Recording the relay on the X-Ray service map.
+//!
+//! When the X-Ray daemon is reachable (`AWS_XRAY_DAEMON_ADDRESS`, set by Lambda) and a trace is
+//! sampled (`Sampled=1`), every SQS/SNS call is recorded as an independent subsegment with
+//! `namespace: "aws"`, so the service map infers the queue or topic node, and the messages of that
+//! call carry the subsegment's id as their `Parent`: that is what draws the relay → SQS/SNS edge
+//! (CONTRACT §5). Subsegments of the invocation's own trace hang under the function segment (the
+//! invocation header's `Parent`); for a record-level trace (an SQS record carrying its own upstream
+//! context) the relay records a segment of its own in that trace, parented to the upstream `Parent`,
+//! and hangs the call subsegments under it. `Sampled=0` or `?` records nothing but still propagates.
+//!
+//! The daemon protocol is one UDP datagram per document: `{"format":"json","version":1}\n` then the
+//! JSON document, at most 64 kB. Sending never blocks and never fails an invocation.
+//!
+//! No Rust X-Ray SDK exists; `opentelemetry-aws` exports OpenTelemetry spans, whose ids and
+//! parents are chosen by the OpenTelemetry SDK. The relay must put a known subsegment id into the
+//! outgoing header before the call and parent it to a segment Lambda created, so it writes the few
+//! documents it needs itself.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::Destination;
+use crate::trace::{SpanId, TraceHeader, TraceId};
+
+/// The variable Lambda sets to the daemon's address, e.g. `169.254.79.129:2000`.
+pub const AWS_XRAY_DAEMON_ADDRESS: &str = "AWS_XRAY_DAEMON_ADDRESS";
+/// Header line that precedes every document sent to the daemon.
+pub const DAEMON_HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
+/// A datagram to the daemon may hold at most 64 kB.
+pub const MAX_DATAGRAM_BYTES: usize = 64_000;
+
+/// Where finished documents go: the daemon in production, a buffer in tests.
+pub trait SegmentSink: Send + Sync {
+    /// Hands one segment document (JSON, without the daemon header) to the sink. Must not block.
+    fn emit(&self, document: &str);
+}
+
+/// Sends documents to the X-Ray daemon over UDP, non-blocking, dropping what cannot be sent.
+#[derive(Debug)]
+pub struct UdpSink {
+    socket: UdpSocket,
+    daemon: SocketAddr,
+}
+
+impl UdpSink {
+    /// Connects to the daemon address in Lambda's format: `host:port`, or
+    /// `tcp:host:port udp:host:port` (the UDP part is used).
+    pub fn new(address: &str) -> std::io::Result<Self> {
+        let udp = address
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("udp:"))
+            .unwrap_or(address.trim());
+        let daemon = udp
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+        let bind: SocketAddr = if daemon.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let socket = UdpSocket::bind(bind)?;
+        socket.set_nonblocking(true)?;
+        Ok(UdpSink { socket, daemon })
+    }
+}
+
+impl SegmentSink for UdpSink {
+    fn emit(&self, document: &str) {
+        let mut datagram = String::with_capacity(DAEMON_HEADER.len() + document.len());
+        datagram.push_str(DAEMON_HEADER);
+        datagram.push_str(document);
+        if datagram.len() > MAX_DATAGRAM_BYTES {
+            tracing::warn!(
+                bytes = datagram.len(),
+                "X-Ray document too large for one datagram, dropped"
+            );
+            return;
+        }
+        if let Err(e) = self.socket.send_to(datagram.as_bytes(), self.daemon) {
+            tracing::debug!(error = %e, "X-Ray document not sent");
+        }
+    }
+}
+
+/// Records segments and subsegments for one function; shared by all invocations.
+#[derive(Clone)]
+pub struct Recorder {
+    sink: Arc<dyn SegmentSink>,
+    function_name: String,
+    region: String,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("function_name", &self.function_name)
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// A recorder sending to `sink`, naming the relay's own segments `function_name`.
+    pub fn new(sink: Arc<dyn SegmentSink>, function_name: impl Into<String>, region: impl Into<String>) -> Self {
+        Recorder {
+            sink,
+            function_name: function_name.into(),
+            region: region.into(),
+        }
+    }
+
+    /// Starts recording one invocation whose own trace context is `invocation`.
+    pub fn invocation(&self, invocation: Option<&TraceHeader>) -> InvocationRecording {
+        InvocationRecording {
+            recorder: self.clone(),
+            invocation_root: invocation.map(|h| *h.root()),
+            start: now(),
+            relay_segments: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The recording state of one invocation.
+#[derive(Debug)]
+pub struct InvocationRecording {
+    recorder: Recorder,
+    invocation_root: Option<TraceId>,
+    start: f64,
+    /// The relay's own segment in each record-level trace: root → (segment id, upstream parent).
+    relay_segments: Mutex<HashMap<TraceId, (SpanId, Option<SpanId>)>>,
+}
+
+/// A call being recorded: one subsegment per sampled trace context among its messages.
+#[derive(Debug)]
+pub struct CallRecording {
+    start: f64,
+    /// (header as received by the call, subsegment id, subsegment parent).
+    subsegments: Vec<(TraceHeader, SpanId, Option<SpanId>)>,
+}
+
+/// What the publish edge learned about a call, for its subsegment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFacts {
+    /// `SendMessageBatch` or `PublishBatch`.
+    pub operation: &'static str,
+    /// The AWS request id, when a response came back.
+    pub request_id: Option<String>,
+    /// HTTP status, when a response came back.
+    pub status: Option<u16>,
+    /// Whether the call failed as a whole.
+    pub failed: bool,
+}
+
+impl InvocationRecording {
+    /// Opens a call: picks a subsegment id for every sampled context in `headers` and returns the
+    /// mapping from each incoming header to the header the call's messages must carry.
+    pub fn begin_call<'h>(&self, headers: impl IntoIterator<Item = &'h TraceHeader>) -> CallRecording {
+        let mut subsegments: Vec<(TraceHeader, SpanId, Option<SpanId>)> = Vec::new();
+        for header in headers {
+            if !header.is_sampled() || subsegments.iter().any(|(h, _, _)| h == header) {
+                continue;
+            }
+            let parent = if Some(*header.root()) == self.invocation_root {
+                header.parent()
+            } else {
+                Some(self.relay_segment(header))
+            };
+            subsegments.push((header.clone(), SpanId::random(), parent));
+        }
+        CallRecording {
+            start: now(),
+            subsegments,
+        }
+    }
+
+    fn relay_segment(&self, header: &TraceHeader) -> SpanId {
+        let mut segments = self.relay_segments.lock().unwrap_or_else(|p| p.into_inner());
+        segments
+            .entry(*header.root())
+            .or_insert_with(|| (SpanId::random(), header.parent()))
+            .0
+    }
+
+    /// Closes a call and emits its subsegments.
+    pub fn end_call(&self, call: CallRecording, destination: &Destination, facts: &CallFacts) {
+        let end = now();
+        let (name, queue_url, topic_arn) = match destination {
+            Destination::Sqs { queue_url, .. } => ("SQS", Some(queue_url.as_str()), None),
+            Destination::Sns { topic_arn, .. } => ("SNS", None, Some(topic_arn.as_str())),
+        };
+        let status = facts.status;
+        for (header, id, parent) in &call.subsegments {
+            let doc = Subsegment {
+                id: id.to_string(),
+                trace_id: header.root().to_string(),
+                parent_id: parent.map(|p| p.to_string()),
+                name,
+                namespace: "aws",
+                kind: "subsegment",
+                start_time: call.start,
+                end_time: end,
+                aws: AwsFacts {
+                    operation: facts.operation,
+                    region: &self.recorder.region,
+                    request_id: facts.request_id.as_deref(),
+                    queue_url,
+                    topic_arn,
+                },
+                http: status.map(|status| Http {
+                    response: HttpResponse { status },
+                }),
+                error: status.is_some_and(|s| (400..500).contains(&s)) || (facts.failed && status.is_none()),
+                throttle: status == Some(429),
+                fault: status.is_some_and(|s| s >= 500),
+            };
+            self.emit(&doc);
+        }
+    }
+
+    /// The subsegment id a message of `header` must carry as `Parent` for this call, if recorded.
+    pub fn parent_for(call: &CallRecording, header: &TraceHeader) -> Option<SpanId> {
+        call.subsegments
+            .iter()
+            .find(|(h, _, _)| h == header)
+            .map(|(_, id, _)| *id)
+    }
+
+    /// Ends the invocation: emits the relay's own segment in every record-level trace it touched.
+    pub fn finish(self) {
+        let end = now();
+        let segments = std::mem::take(&mut *self.relay_segments.lock().unwrap_or_else(|p| p.into_inner()));
+        for (root, (id, parent)) in segments {
+            let doc = Segment {
+                name: &self.recorder.function_name,
+                id: id.to_string(),
+                trace_id: root.to_string(),
+                parent_id: parent.map(|p| p.to_string()),
+                start_time: self.start,
+                end_time: end,
+                origin: "AWS::Lambda::Function",
+            };
+            self.emit(&doc);
+        }
+    }
+
+    fn emit(&self, doc: &impl Serialize) {
+        match serde_json::to_string(doc) {
+            Ok(text) => self.recorder.sink.emit(&text),
+            Err(e) => tracing::debug!(error = %e, "X-Ray document not serialized"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Segment<'a> {
+    name: &'a str,
+    id: String,
+    trace_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<String>,
+    start_time: f64,
+    end_time: f64,
+    origin: &'static str,
+}
+
+#[derive(Serialize)]
+struct Subsegment<'a> {
+    id: String,
+    trace_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<String>,
+    name: &'static str,
+    namespace: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    start_time: f64,
+    end_time: f64,
+    aws: AwsFacts<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<Http>,
+    error: bool,
+    throttle: bool,
+    fault: bool,
+}
+
+#[derive(Serialize)]
+struct AwsFacts<'a> {
+    operation: &'static str,
+    region: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic_arn: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Http {
+    response: HttpResponse,
+}
+
+#[derive(Serialize)]
+struct HttpResponse {
+    status: u16,
+}
+
+/// Seconds since the epoch with microsecond precision, as X-Ray documents want.
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}

@@ -1,0 +1,442 @@
+//! The relay core against an in-memory publisher: which messages are sent where, with which trace
+//! header, and what Lambda is told when entries or calls fail (CONTRACT §4–6). The wire itself is
+//! checked against moto in `relay_moto.rs`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use s3_trace_relay::config::{Destination, RelayConfig};
+use s3_trace_relay::plan::Batch;
+use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Failure, Publisher};
+use s3_trace_relay::response::{RelayError, RelayResponse};
+use s3_trace_relay::{InvocationInfo, Relay};
+
+const INVOCATION_TRACE: &str =
+    "Root=1-6745a1b2-aaaaaaaaaaaaaaaaaaaaaaaa;Parent=1111111111111111;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
+const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/out";
+const FIFO_QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/out.fifo";
+
+/// What the fake service answers to the next calls, in order; `Ok` entries default to delivered.
+type Script = VecDeque<Result<Vec<EntryOutcome>, CallError>>;
+
+#[derive(Clone, Default)]
+struct FakePublisher {
+    sent: Arc<Mutex<Vec<(String, Batch)>>>,
+    script: Arc<Mutex<Script>>,
+    delay: Option<Duration>,
+}
+
+impl FakePublisher {
+    fn answering(script: Vec<Result<Vec<EntryOutcome>, CallError>>) -> Self {
+        FakePublisher {
+            script: Arc::new(Mutex::new(script.into())),
+            ..Self::default()
+        }
+    }
+
+    fn sent(&self) -> Vec<(String, Batch)> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    fn sent_keys(&self) -> Vec<Vec<String>> {
+        self.sent()
+            .iter()
+            .map(|(_, b)| b.messages.iter().map(|m| m.notification.key.clone()).collect())
+            .collect()
+    }
+}
+
+impl Publisher for FakePublisher {
+    async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
+        self.sent.lock().unwrap().push((destination.to_string(), batch.clone()));
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
+        }
+        let next = self.script.lock().unwrap().pop_front();
+        match next {
+            Some(Ok(mut outcomes)) => {
+                outcomes.resize(batch.messages.len(), EntryOutcome::Delivered);
+                Ok(CallReport::new(outcomes))
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(CallReport::new(vec![EntryOutcome::Delivered; batch.messages.len()])),
+        }
+    }
+}
+
+fn relay(targets: &str, publisher: FakePublisher) -> Relay<FakePublisher> {
+    let config = RelayConfig::from_lookup(|k| (k == "RELAY_TARGETS").then(|| targets.to_owned())).unwrap();
+    Relay::new(Arc::new(config), publisher)
+}
+
+fn info() -> InvocationInfo {
+    InvocationInfo {
+        request_id: "req-1".into(),
+        trace_id: Some(INVOCATION_TRACE.into()),
+        deadline_ms: 0,
+    }
+}
+
+fn s3_record(key: &str, event: &str, sequencer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-25T12:00:00.000Z", "eventName": event,
+        "userIdentity": {"principalId": "AWS:X"}, "requestParameters": {"sourceIPAddress": "1.2.3.4"},
+        "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
+            "bucket": {"name": "bucket", "arn": "arn:aws:s3:::bucket"},
+            "object": {"key": key, "size": 1, "sequencer": sequencer}}
+    })
+}
+
+fn direct(keys: &[&str]) -> String {
+    let records: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| s3_record(k, "ObjectCreated:Put", &format!("{i:018}")))
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+/// An SQS event whose messages each carry one S3 record; `(message id, key, group, AWSTraceHeader)`.
+fn sqs(arn: &str, messages: &[(&str, &str, Option<&str>, Option<&str>)]) -> String {
+    let records: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (id, key, group, trace))| {
+            let mut attributes = serde_json::json!({"ApproximateReceiveCount": "1"});
+            if let Some(g) = group {
+                attributes["MessageGroupId"] = (*g).into();
+            }
+            if let Some(t) = trace {
+                attributes["AWSTraceHeader"] = (*t).into();
+            }
+            let body = serde_json::json!({"Records": [s3_record(key, "ObjectCreated:Put", &format!("{i:018}"))]});
+            serde_json::json!({"messageId": id, "body": body.to_string(), "attributes": attributes,
+                "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": arn})
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+fn failed_ids(response: RelayResponse) -> Vec<String> {
+    match response {
+        RelayResponse::Sqs(r) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+        other => panic!("expected an SQS batch response, got {other:?}"),
+    }
+}
+
+fn entry_failure(sender_fault: bool) -> EntryOutcome {
+    EntryOutcome::Failed(Failure {
+        code: if sender_fault {
+            "InvalidParameterValue"
+        } else {
+            "InternalError"
+        }
+        .into(),
+        message: "injected".into(),
+        transient: !sender_fault,
+    })
+}
+
+fn call_error(transient: bool) -> CallError {
+    CallError {
+        operation: "SendMessageBatch",
+        destination: QUEUE.into(),
+        code: if transient {
+            "ServiceUnavailable"
+        } else {
+            "AWS.SimpleQueueService.NonExistentQueue"
+        }
+        .into(),
+        message: "injected".into(),
+        transient,
+        status: Some(if transient { 503 } else { 400 }),
+        request_id: None,
+    }
+}
+
+#[tokio::test]
+async fn direct_event_goes_out_with_the_invocation_trace_header() {
+    let publisher = FakePublisher::default();
+    let response = relay(QUEUE, publisher.clone())
+        .handle(&direct(&["a"]), &info())
+        .await
+        .unwrap();
+    assert!(matches!(response, RelayResponse::Done(ref s) if s.relayed == 1 && s.publish_calls == 1));
+    let sent = publisher.sent();
+    assert_eq!(
+        sent[0].1.messages[0].trace.as_ref().unwrap().to_string(),
+        INVOCATION_TRACE
+    );
+    assert_eq!(
+        sent[0].1.messages[0].traceparent.as_deref(),
+        Some("00-6745a1b2aaaaaaaaaaaaaaaaaaaaaaaa-1111111111111111-01")
+    );
+}
+
+#[tokio::test]
+async fn each_record_goes_to_every_matching_target() {
+    let publisher = FakePublisher::default();
+    let targets = format!("{QUEUE}?prefix=img/,arn:aws:sns:us-east-1:123456789012:t?suffix=.txt");
+    let response = relay(&targets, publisher.clone())
+        .handle(&direct(&["img/a.txt", "img/b.png", "doc/c.txt", "doc/d.md"]), &info())
+        .await
+        .unwrap();
+    let RelayResponse::Done(summary) = response else {
+        panic!()
+    };
+    assert_eq!((summary.received, summary.relayed, summary.filtered_out), (4, 4, 1));
+    let mut by_target: Vec<(String, Vec<String>)> = publisher
+        .sent()
+        .into_iter()
+        .map(|(d, b)| (d, b.messages.iter().map(|m| m.notification.key.clone()).collect()))
+        .collect();
+    by_target.sort();
+    assert_eq!(
+        by_target,
+        vec![
+            (
+                "arn:aws:sns:us-east-1:123456789012:t".into(),
+                vec!["img/a.txt".into(), "doc/c.txt".into()]
+            ),
+            (QUEUE.into(), vec!["img/a.txt".into(), "img/b.png".into()]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn test_event_publishes_nothing_and_succeeds() {
+    let publisher = FakePublisher::default();
+    let response = relay(QUEUE, publisher.clone())
+        .handle(include_str!("../events/s3-test-event.json"), &info())
+        .await
+        .unwrap();
+    assert!(matches!(response, RelayResponse::Done(ref s) if s.test_events == 1));
+    assert!(publisher.sent().is_empty());
+}
+
+#[tokio::test]
+async fn sqs_records_keep_their_own_trace_and_fall_back_to_the_invocation() {
+    let publisher = FakePublisher::default();
+    let response = relay(QUEUE, publisher.clone())
+        .handle(include_str!("../events/sqs-batch-mixed-trace.json"), &info())
+        .await
+        .unwrap();
+    assert!(failed_ids(response).is_empty());
+    let headers: Vec<String> = publisher.sent()[0]
+        .1
+        .messages
+        .iter()
+        .map(|m| m.trace.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".to_owned(),
+            INVOCATION_TRACE.to_owned(),
+            INVOCATION_TRACE.to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn no_valid_trace_anywhere_still_relays_without_a_header() {
+    let publisher = FakePublisher::default();
+    let mut info = info();
+    info.trace_id = Some("Root=1-bad\r\nX-Injected: yes".into());
+    relay(QUEUE, publisher.clone())
+        .handle(&direct(&["a"]), &info)
+        .await
+        .unwrap();
+    let m = &publisher.sent()[0].1.messages[0];
+    assert_eq!((m.trace.clone(), m.traceparent.clone()), (None, None));
+}
+
+#[tokio::test]
+async fn sender_fault_entry_is_reported_without_retry() {
+    let publisher = FakePublisher::answering(vec![Ok(vec![EntryOutcome::Delivered, entry_failure(true)])]);
+    let event = sqs(
+        "arn:aws:sqs:us-east-1:123456789012:src",
+        &[
+            ("m1", "a", None, None),
+            ("m2", "b", None, None),
+            ("m3", "c", None, None),
+        ],
+    );
+    let response = relay(QUEUE, publisher.clone()).handle(&event, &info()).await.unwrap();
+    assert_eq!(failed_ids(response), vec!["m2"]);
+    assert_eq!(publisher.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn transient_entry_failure_is_resent_alone_and_succeeds() {
+    let publisher = FakePublisher::answering(vec![Ok(vec![EntryOutcome::Delivered, entry_failure(false)])]);
+    let event = sqs(
+        "arn:aws:sqs:us-east-1:123456789012:src",
+        &[("m1", "a", None, None), ("m2", "b", None, None)],
+    );
+    let response = relay(QUEUE, publisher.clone()).handle(&event, &info()).await.unwrap();
+    assert!(failed_ids(response).is_empty());
+    assert_eq!(publisher.sent_keys(), vec![vec!["a", "b"], vec!["b"]]);
+}
+
+#[tokio::test]
+async fn failed_call_reports_every_record_in_it() {
+    let publisher = FakePublisher::answering(vec![Err(call_error(false))]);
+    let event = sqs(
+        "arn:aws:sqs:us-east-1:123456789012:src",
+        &[("m1", "a", None, None), ("m2", "b", None, None)],
+    );
+    let response = relay(QUEUE, publisher).handle(&event, &info()).await.unwrap();
+    assert_eq!(failed_ids(response), vec!["m1", "m2"]);
+}
+
+#[tokio::test]
+async fn direct_event_with_a_failed_record_is_an_invocation_error() {
+    let publisher = FakePublisher::answering(vec![Err(call_error(false))]);
+    let err = relay(QUEUE, publisher)
+        .handle(&direct(&["a"]), &info())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RelayError::Undelivered {
+                failed: 1,
+                units: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("bucket/a"), "{err}");
+}
+
+#[tokio::test]
+async fn undecodable_sqs_record_fails_only_itself() {
+    let mut event: serde_json::Value = serde_json::from_str(&sqs(
+        "arn:aws:sqs:us-east-1:123456789012:src",
+        &[("m1", "a", None, None), ("m2", "b", None, None)],
+    ))
+    .unwrap();
+    event["Records"][0]["body"] = "{not json".into();
+    let publisher = FakePublisher::default();
+    let response = relay(QUEUE, publisher.clone())
+        .handle(&event.to_string(), &info())
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert_eq!(publisher.sent_keys(), vec![vec!["b"]]);
+}
+
+#[tokio::test]
+async fn fifo_source_reports_the_rest_of_a_group_after_a_failure() {
+    // m2 fails to decode: m3 (same group g1) must not overtake it; m4 (group g2) goes on.
+    let arn = "arn:aws:sqs:us-east-1:123456789012:src.fifo";
+    let mut event: serde_json::Value = serde_json::from_str(&sqs(
+        arn,
+        &[
+            ("m1", "a", Some("g1"), None),
+            ("m2", "b", Some("g1"), None),
+            ("m3", "c", Some("g1"), None),
+            ("m4", "d", Some("g2"), None),
+        ],
+    ))
+    .unwrap();
+    event["Records"][1]["body"] = "{not json".into();
+    let publisher = FakePublisher::default();
+    let response = relay(QUEUE, publisher.clone())
+        .handle(&event.to_string(), &info())
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(response), vec!["m2", "m3"]);
+    assert_eq!(publisher.sent_keys(), vec![vec!["a", "d"]]);
+}
+
+#[tokio::test]
+async fn fifo_target_does_not_send_later_events_of_an_object_after_a_failure() {
+    // 12 events of one object: the first batch (10) has its 3rd entry rejected; the rest of the
+    // object's events in that batch were accepted by SQS in order, but the second batch must not go.
+    let keys = vec!["same/object"; 12];
+    let mut outcomes = vec![EntryOutcome::Delivered; 10];
+    outcomes[2] = entry_failure(true);
+    let publisher = FakePublisher::answering(vec![Ok(outcomes)]);
+    let err = relay(FIFO_QUEUE, publisher.clone())
+        .handle(&direct(&keys), &info())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RelayError::Undelivered {
+                failed: 3,
+                units: 12,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(publisher.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn nothing_is_started_past_the_deadline_margin() {
+    let publisher = FakePublisher::default();
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut info = info();
+    info.deadline_ms = now_ms + 300; // less than the default 500 ms margin
+    let event = sqs("arn:aws:sqs:us-east-1:123456789012:src", &[("m1", "a", None, None)]);
+    let response = relay(QUEUE, publisher.clone()).handle(&event, &info).await.unwrap();
+    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert!(publisher.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_call_still_running_at_the_margin_is_reported_failed_in_time() {
+    let publisher = FakePublisher {
+        delay: Some(Duration::from_secs(30)),
+        ..FakePublisher::default()
+    };
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut info = info();
+    info.deadline_ms = now_ms + 1_500;
+    let event = sqs("arn:aws:sqs:us-east-1:123456789012:src", &[("m1", "a", None, None)]);
+    let started = std::time::Instant::now();
+    let response = relay(QUEUE, publisher).handle(&event, &info).await.unwrap();
+    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_400),
+        "answered before the deadline"
+    );
+}
+
+#[tokio::test]
+async fn oversized_record_fails_alone() {
+    let big = "k".repeat(200);
+    let mut event: serde_json::Value = serde_json::from_str(&sqs(
+        "arn:aws:sqs:us-east-1:123456789012:src",
+        &[("m1", &big, None, None), ("m2", "small", None, None)],
+    ))
+    .unwrap();
+    let mut body: serde_json::Value = serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
+    body["Records"][0]["padding"] = "x".repeat(300_000).into();
+    event["Records"][0]["body"] = body.to_string().into();
+    let publisher = FakePublisher::default();
+    let response = relay("arn:aws:sns:us-east-1:123456789012:t", publisher.clone())
+        .handle(&event.to_string(), &info())
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert_eq!(publisher.sent_keys(), vec![vec!["small"]]);
+}
+
+#[tokio::test]
+async fn unknown_payload_is_a_clear_invocation_error() {
+    let err = relay(QUEUE, FakePublisher::default())
+        .handle(r#"{"detail":"nope"}"#, &info())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RelayError::BadPayload(_)));
+    assert!(err.to_string().starts_with("bad invocation payload"), "{err}");
+}

@@ -1,0 +1,44 @@
+//! Shared harness for the integration tests: a Lambda Runtime API stand-in that drives the real
+//! `s3-trace-relay` binary, and a process-wide moto server standing in for SQS and SNS.
+//!
+//! Each test binary declares `mod support;` and uses only part of it, hence the blanket allow.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod moto;
+pub mod runtime_api;
+
+use std::path::{Path, PathBuf};
+
+/// The package root (where Cargo.toml, `events/`, `scripts/` and `.venv/` live).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of a fixture: `events/<name>` if it exists, else `tests/fixtures/<name>`.
+pub fn fixture_path(name: &str) -> PathBuf {
+    let root = repo_root();
+    let candidates = [root.join("events").join(name), root.join("tests/fixtures").join(name)];
+    for candidate in &candidates {
+        if candidate.is_file() {
+            return candidate.clone();
+        }
+    }
+    panic!(
+        "fixture {name:?} not found; looked at {} and {}",
+        candidates[0].display(),
+        candidates[1].display()
+    );
+}
+
+/// Bytes of a fixture from `events/<name>` or `tests/fixtures/<name>` (first found wins).
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
+}
+
+/// A fixture parsed as JSON.
+pub fn fixture_json(name: &str) -> serde_json::Value {
+    let bytes = fixture(name);
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("fixture {name:?} is not valid JSON: {e}"))
+}
