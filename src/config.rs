@@ -20,10 +20,15 @@ pub const RELAY_TARGETS: &str = "RELAY_TARGETS";
 pub const RELAY_DEADLINE_MARGIN_MS: &str = "RELAY_DEADLINE_MARGIN_MS";
 /// Maximum number of publish calls in flight per invocation.
 pub const RELAY_MAX_IN_FLIGHT: &str = "RELAY_MAX_IN_FLIGHT";
+/// Time one attempt of one SQS/SNS call may take before the SDK gives up on it and retries.
+pub const RELAY_ATTEMPT_TIMEOUT_MS: &str = "RELAY_ATTEMPT_TIMEOUT_MS";
 
 /// Default margin before the deadline: enough for one SDK round trip to fail fast and for the
 /// response to reach the Runtime API.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+/// Default per-attempt timeout: a batch call normally answers in tens of milliseconds; three seconds
+/// leaves room for a slow one while still allowing a retry within a typical invocation.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default bound on concurrent publish calls: keeps a 10 000-record batch from opening thousands
 /// of connections while still overlapping network waits.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
@@ -39,6 +44,8 @@ pub struct RelayConfig {
     pub max_in_flight: usize,
     /// CloudWatch namespace of the EMF metrics.
     pub metrics_namespace: String,
+    /// Per-attempt timeout of SDK calls.
+    pub attempt_timeout: Duration,
 }
 
 /// One destination and the filter that selects the records it receives.
@@ -136,6 +143,10 @@ impl RelayConfig {
             None => DEFAULT_MAX_IN_FLIGHT,
             Some(v) => parse_number(RELAY_MAX_IN_FLIGHT, &v, 1, 1024)? as usize,
         };
+        let attempt_timeout = match lookup(RELAY_ATTEMPT_TIMEOUT_MS) {
+            None => DEFAULT_ATTEMPT_TIMEOUT,
+            Some(v) => Duration::from_millis(parse_number(RELAY_ATTEMPT_TIMEOUT_MS, &v, 10, 900_000)?),
+        };
         let metrics_namespace = match lookup(RELAY_METRICS_NAMESPACE) {
             None => DEFAULT_NAMESPACE.to_owned(),
             Some(v) => parse_namespace(&v)?,
@@ -145,6 +156,7 @@ impl RelayConfig {
             deadline_margin,
             max_in_flight,
             metrics_namespace,
+            attempt_timeout,
         })
     }
 }
@@ -477,8 +489,15 @@ mod tests {
     #[test]
     fn tuning_variables_are_range_checked() {
         let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
-        let c = config(&[t, (RELAY_DEADLINE_MARGIN_MS, "750"), (RELAY_MAX_IN_FLIGHT, "4")]).unwrap();
+        let c = config(&[
+            t,
+            (RELAY_DEADLINE_MARGIN_MS, "750"),
+            (RELAY_MAX_IN_FLIGHT, "4"),
+            (RELAY_ATTEMPT_TIMEOUT_MS, "1500"),
+        ])
+        .unwrap();
         assert_eq!(c.deadline_margin, Duration::from_millis(750));
+        assert_eq!(c.attempt_timeout, Duration::from_millis(1500));
         assert_eq!(c.max_in_flight, 4);
         let err = config(&[t, (RELAY_MAX_IN_FLIGHT, "0")]).unwrap_err().to_string();
         assert!(

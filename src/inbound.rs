@@ -13,6 +13,7 @@
 //! decoded key.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3EventRecord;
@@ -80,8 +81,9 @@ pub enum Carrier {
 /// The payload of a unit.
 #[derive(Debug)]
 pub enum Content {
-    /// S3 notifications to relay (an S3 notification may hold several records).
-    Notifications(Vec<Notification>),
+    /// S3 notifications to relay (an S3 notification may hold several records); shared, not copied,
+    /// by the messages of every target they route to.
+    Notifications(Vec<Arc<Notification>>),
     /// `s3:TestEvent`, sent by S3 when notifications are configured: acknowledged, never forwarded.
     TestEvent,
 }
@@ -244,7 +246,9 @@ fn decode_records(records: &[&RawValue]) -> Result<Inbound, DecodeError> {
         let unit = match (source, record_source(raw).as_deref()) {
             (Source::Sqs { .. }, Some("aws:sqs")) => decode_sqs_record(index, raw)?,
             (Source::Sns, Some("aws:sns")) => unit(decode_sns_record(index, raw)),
-            (Source::S3, Some("aws:s3")) => unit(decode_s3_record(index, raw).map(|n| Content::Notifications(vec![n]))),
+            (Source::S3, Some("aws:s3")) => {
+                unit(decode_s3_record(index, raw).map(|n| Content::Notifications(vec![Arc::new(n)])))
+            }
             (_, other) => unit(Err(DecodeError::UnknownRecordSource {
                 index,
                 event_source: other.unwrap_or("<none>").to_owned(),
@@ -350,7 +354,7 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
         let mut notifications = Vec::with_capacity(records.len());
         for (index, raw) in records.iter().enumerate() {
             match record_source(raw).as_deref() {
-                Some("aws:s3") => notifications.push(decode_s3_record(index, raw)?),
+                Some("aws:s3") => notifications.push(Arc::new(decode_s3_record(index, raw)?)),
                 other => {
                     return Err(DecodeError::UnknownRecordSource {
                         index,
@@ -444,14 +448,14 @@ fn decode_eventbridge(text: &str) -> Result<Content, DecodeError> {
         index: 0,
         bucket: detail.bucket.name.clone(),
     })?;
-    Ok(Content::Notifications(vec![Notification {
+    Ok(Content::Notifications(vec![Arc::new(Notification {
         event_name: eventbridge_event_name(&event.detail_type, detail.reason.as_deref()),
         bucket: detail.bucket.name,
         key,
         version_id: detail.object.version_id,
         sequencer: detail.object.sequencer,
         body: text.to_owned(),
-    }]))
+    })]))
 }
 
 /// Maps an EventBridge `detail-type` (and `reason`) to the S3 notification event name it stands for,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use s3_trace_relay::publish::load_sdk_config;
 use s3_trace_relay::relay::MetricsOutput;
 use s3_trace_relay::xray::{AWS_XRAY_DAEMON_ADDRESS, Recorder, UdpSink};
 use s3_trace_relay::{AwsPublisher, InvocationInfo, Relay, RelayConfig, init};
@@ -16,7 +17,7 @@ async fn main() -> Result<(), Error> {
         Ok(config) => Arc::new(config),
         Err(e) => return Err(init::fail_init(e).await),
     };
-    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk_config = load_sdk_config(config.attempt_timeout).await;
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     let metrics = MetricsOutput {
         namespace: config.metrics_namespace.clone(),

@@ -13,6 +13,7 @@
 //!   sets (replaces) it to its group's canonical header, or removes it when the group has none.
 
 use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_sns::types::{MessageAttributeValue as SnsAttribute, PublishBatchRequestEntry};
 use aws_sdk_sqs::config::http::{HttpRequest, HttpResponse};
@@ -109,6 +110,33 @@ pub trait Publisher: Send + Sync {
         destination: &Destination,
         batch: &Batch,
     ) -> impl Future<Output = Result<CallReport, CallError>> + Send;
+}
+
+/// First backoff of the SDK's whole-request retries. The SDK default (1 s) is long next to a
+/// relay's invocation budget; throttling clears at this scale, and the deadline bounds the total.
+pub const SDK_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest backoff between two attempts of one request.
+pub const SDK_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Loads the SDK configuration once at init. Region, credentials and endpoints
+/// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SNS`) come from the environment
+/// exactly as the SDK reads them; so do `AWS_RETRY_MODE` and `AWS_MAX_ATTEMPTS`, with a backoff
+/// scaled to a Lambda invocation and a per-attempt timeout, so that a hung connection is retried
+/// instead of eating the whole deadline.
+pub async fn load_sdk_config(attempt_timeout: Duration) -> aws_config::SdkConfig {
+    let retry = aws_config::default_provider::retry_config::default_provider()
+        .retry_config()
+        .await
+        .with_initial_backoff(SDK_INITIAL_BACKOFF)
+        .with_max_backoff(SDK_MAX_BACKOFF);
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(attempt_timeout)
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts)
+        .load()
+        .await
 }
 
 /// The adapter over the AWS SDK clients, built once at init and shared by every invocation.

@@ -16,11 +16,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::config::{Destination, RelayConfig};
+use crate::config::{Destination, RelayConfig, Target};
 use crate::context::{Fallback, InvocationTrace, resolve};
-use crate::inbound::{Content, DecodeError, Notification, Source, decode};
+use crate::inbound::{Carrier, Content, DecodeError, Inbound, Notification, Source, decode};
 use crate::metrics::{TargetCounts, emf_lines};
-use crate::plan::{Batch, Message, Outgoing, plan};
+use crate::plan::{Batch, Message, Outgoing, Plan, plan};
 use crate::publish::{CallError, CallReport, EntryOutcome, Failure, Publisher};
 use crate::response::{RelayError, RelayResponse, Summary, UnitFailure, respond};
 use crate::trace::TraceHeader;
@@ -121,83 +121,13 @@ impl<P: Publisher> Relay<P> {
 
     /// Handles one invocation payload.
     pub async fn handle(&self, payload: &str, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
-        let inbound = decode(payload).map_err(|e| {
-            tracing::error!(error = %e, "invocation payload rejected");
-            RelayError::BadPayload(e)
-        })?;
-        let mut summary = Summary::default();
-        let invocation_trace = InvocationTrace::parse(info.trace_id.as_deref());
-        if let InvocationTrace::Invalid(reason) = &invocation_trace {
-            summary.invalid_trace_headers += 1;
-            tracing::warn!(reason = %reason, "invocation trace header is invalid");
-        }
-        let record_level = matches!(inbound.source, Source::Sqs { .. });
-
-        let mut states: Vec<UnitState> = inbound.units.iter().map(|_| UnitState::default()).collect();
-        let mut blocked_groups: HashSet<String> = HashSet::new();
-        let mut records: Vec<(usize, Arc<Notification>, Option<TraceHeader>)> = Vec::new();
-        for (index, unit) in inbound.units.iter().enumerate() {
-            if let Some(group) = unit.group_id.as_ref().filter(|g| blocked_groups.contains(*g)) {
-                fail(
-                    &mut states,
-                    index,
-                    format!("an earlier message of FIFO group {group:?} failed"),
-                );
-                continue;
-            }
-            match &unit.content {
-                Err(e) => {
-                    summary.received += 1;
-                    tracing::error!(message_id = ?unit.message_id, error = %e, "record rejected");
-                    fail(&mut states, index, e.to_string());
-                    if let Some(group) = &unit.group_id {
-                        blocked_groups.insert(group.clone());
-                    }
-                }
-                Ok(Content::TestEvent) => summary.test_events += 1,
-                Ok(Content::Notifications(list)) => {
-                    let resolved = resolve(&unit.carrier, &invocation_trace, record_level);
-                    if let Some(fallback) = &resolved.fallback {
-                        summary.fallbacks += 1;
-                        if matches!(unit.carrier, crate::inbound::Carrier::Invalid(_)) {
-                            summary.invalid_trace_headers += 1;
-                        }
-                        let (to, reason) = match fallback {
-                            Fallback::ToInvocation { reason } => ("invocation", reason),
-                            Fallback::ToNone { reason } => ("none", reason),
-                        };
-                        tracing::warn!(message_id = ?unit.message_id, fallback = to, reason = %reason, "trace context fallback");
-                    }
-                    for n in list {
-                        summary.received += 1;
-                        records.push((index, Arc::new(n.clone()), resolved.header.clone()));
-                    }
-                }
-            }
-        }
-
-        let plan = plan(
-            &self.config.targets,
-            records.iter().map(|(unit, n, trace)| Outgoing {
-                unit: *unit,
-                notification: n,
-                trace: trace.as_ref(),
-            }),
-        );
-        summary.filtered_out = plan.filtered_out;
-        for o in &plan.oversized {
-            let n = &o.message.notification;
-            let target = self.target_address(o.target);
-            tracing::error!(bucket = %n.bucket, key = %n.key, size = o.message.size, limit = o.limit, target, "message exceeds the target's size limit");
-            fail(
-                &mut states,
-                o.message.unit,
-                format!(
-                    "{}/{}: {} bytes exceed the {} byte limit of {target}",
-                    n.bucket, n.key, o.message.size, o.limit
-                ),
-            );
-        }
+        let Prepared {
+            inbound,
+            invocation_trace,
+            plan,
+            mut summary,
+            mut states,
+        } = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
 
         let cutoff = info.cutoff(self.config.deadline_margin);
         let semaphore = Semaphore::new(self.config.max_in_flight);
@@ -266,13 +196,6 @@ impl<P: Publisher> Relay<P> {
         );
         self.write_metrics(&summary, &target_counts);
         respond(&inbound, failures, summary)
-    }
-
-    fn target_address(&self, target: usize) -> String {
-        self.config
-            .targets
-            .get(target)
-            .map_or_else(|| format!("target #{target}"), |t| t.destination.to_string())
     }
 
     fn write_metrics(&self, summary: &Summary, targets: &[TargetCounts]) {
@@ -493,6 +416,111 @@ fn deadline_call_error(destination: &Destination) -> CallError {
         status: None,
         request_id: None,
     }
+}
+
+/// Everything decided before the network: decoded units, trace contexts, routes and batches.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The decoded invocation.
+    pub inbound: Inbound,
+    /// The invocation's own trace context.
+    pub invocation_trace: InvocationTrace,
+    /// The batches to send.
+    pub plan: Plan,
+    /// Counts so far.
+    pub summary: Summary,
+    states: Vec<UnitState>,
+}
+
+/// The pure half of an invocation: decode → choose each record's trace context → route → batch.
+/// Units that cannot be decoded, that follow a failed unit of their FIFO group, or whose message
+/// exceeds a target's size limit are marked failed here, before anything is sent.
+pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Result<Prepared, RelayError> {
+    let inbound = decode(payload).map_err(|e| {
+        tracing::error!(error = %e, "invocation payload rejected");
+        RelayError::BadPayload(e)
+    })?;
+    let mut summary = Summary::default();
+    let invocation_trace = InvocationTrace::parse(trace_id);
+    if let InvocationTrace::Invalid(reason) = &invocation_trace {
+        summary.invalid_trace_headers += 1;
+        tracing::warn!(reason = %reason, "invocation trace header is invalid");
+    }
+    let record_level = matches!(inbound.source, Source::Sqs { .. });
+
+    let mut states: Vec<UnitState> = inbound.units.iter().map(|_| UnitState::default()).collect();
+    let mut blocked_groups: HashSet<&str> = HashSet::new();
+    let mut records: Vec<(usize, &Arc<Notification>, Option<TraceHeader>)> = Vec::new();
+    for (index, unit) in inbound.units.iter().enumerate() {
+        if let Some(group) = unit.group_id.as_deref().filter(|g| blocked_groups.contains(g)) {
+            fail(
+                &mut states,
+                index,
+                format!("an earlier message of FIFO group {group:?} failed"),
+            );
+            continue;
+        }
+        match &unit.content {
+            Err(e) => {
+                summary.received += 1;
+                tracing::error!(message_id = ?unit.message_id, error = %e, "record rejected");
+                fail(&mut states, index, e.to_string());
+                if let Some(group) = &unit.group_id {
+                    blocked_groups.insert(group);
+                }
+            }
+            Ok(Content::TestEvent) => summary.test_events += 1,
+            Ok(Content::Notifications(list)) => {
+                let resolved = resolve(&unit.carrier, &invocation_trace, record_level);
+                if let Some(fallback) = &resolved.fallback {
+                    summary.fallbacks += 1;
+                    if matches!(unit.carrier, Carrier::Invalid(_)) {
+                        summary.invalid_trace_headers += 1;
+                    }
+                    let (to, reason) = match fallback {
+                        Fallback::ToInvocation { reason } => ("invocation", reason),
+                        Fallback::ToNone { reason } => ("none", reason),
+                    };
+                    tracing::warn!(message_id = ?unit.message_id, fallback = to, reason = %reason, "trace context fallback");
+                }
+                summary.received += list.len();
+                records.extend(list.iter().map(|n| (index, n, resolved.header.clone())));
+            }
+        }
+    }
+
+    let plan = plan(
+        targets,
+        records.iter().map(|(unit, n, trace)| Outgoing {
+            unit: *unit,
+            notification: n,
+            trace: trace.as_ref(),
+        }),
+    );
+    summary.filtered_out = plan.filtered_out;
+    for o in &plan.oversized {
+        let n = &o.message.notification;
+        let target = targets
+            .get(o.target)
+            .map_or_else(|| format!("target #{}", o.target), |t| t.destination.to_string());
+        tracing::error!(bucket = %n.bucket, key = %n.key, size = o.message.size, limit = o.limit, target, "message exceeds the target's size limit");
+        fail(
+            &mut states,
+            o.message.unit,
+            format!(
+                "{}/{}: {} bytes exceed the {} byte limit of {target}",
+                n.bucket, n.key, o.message.size, o.limit
+            ),
+        );
+    }
+    drop(records);
+    Ok(Prepared {
+        inbound,
+        invocation_trace,
+        plan,
+        summary,
+        states,
+    })
 }
 
 #[derive(Default)]

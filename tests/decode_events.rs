@@ -12,7 +12,7 @@ fn notifications(inbound: &Inbound) -> Vec<&Notification> {
         .units
         .iter()
         .flat_map(|u| match &u.content {
-            Ok(Content::Notifications(list)) => list.iter().collect(),
+            Ok(Content::Notifications(list)) => list.iter().map(AsRef::as_ref).collect(),
             _ => Vec::new(),
         })
         .collect()
@@ -42,7 +42,8 @@ fn direct_put_is_one_s3_unit_with_the_record_as_received() {
 #[test]
 fn forwarded_record_keeps_its_bytes() {
     let text = r#"{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","eventTime":"2026-11-25T12:00:00.000Z","userIdentity":{"principalId":"x"},"requestParameters":{"sourceIPAddress":"1.2.3.4"},"responseElements":{},"s3":{"bucket":{"name":"b"},"object":{"key":"k","size":1500 ,"x-extra":  "kept\u00e9"}}}]}"#;
-    let n = notifications(&decode_fixture(text))[0].clone();
+    let inbound = decode_fixture(text);
+    let n = notifications(&inbound)[0];
     assert_eq!(n.body, text, "the record's own text, spacing and escapes included");
 }
 

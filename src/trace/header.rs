@@ -205,25 +205,61 @@ impl FromStr for TraceHeader {
     }
 }
 
+/// Longest canonical header: `Root=` + 35, `;Parent=` + 16, `;Sampled=` + 1, `;Lineage=` + 256.
+const MAX_CANONICAL_LEN: usize = 5 + 35 + 8 + 16 + 9 + 1 + 9 + MAX_LINEAGE_CHARS;
+
+/// Stack buffer the canonical form is assembled in, so `to_string` allocates exactly once.
+struct Canonical {
+    bytes: [u8; MAX_CANONICAL_LEN],
+    len: usize,
+}
+
+impl Canonical {
+    #[inline]
+    fn push(&mut self, s: &[u8]) -> fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s);
+        self.len = end;
+        Ok(())
+    }
+
+    #[inline]
+    fn as_str(&self) -> Result<&str, fmt::Error> {
+        let bytes = self.bytes.get(..self.len).ok_or(fmt::Error)?;
+        std::str::from_utf8(bytes).map_err(|_| fmt::Error)
+    }
+}
+
+impl TraceHeader {
+    /// Assembles the canonical form; always fits since every field is length-validated.
+    fn canonical(&self) -> Result<Canonical, fmt::Error> {
+        let mut out = Canonical {
+            bytes: [0; MAX_CANONICAL_LEN],
+            len: 0,
+        };
+        out.push(b"Root=")?;
+        out.push(&self.root.encode())?;
+        if let Some(parent) = &self.parent {
+            out.push(b";Parent=")?;
+            out.push(&parent.encode())?;
+        }
+        if let Some(sampled) = self.sampled {
+            out.push(b";Sampled=")?;
+            out.push(sampled.as_str().as_bytes())?;
+        }
+        if let Some(lineage) = &self.lineage {
+            out.push(b";Lineage=")?;
+            out.push(lineage.as_str().as_bytes())?;
+        }
+        Ok(out)
+    }
+}
+
 impl fmt::Display for TraceHeader {
     /// Canonical form `Root=…;Parent=…;Sampled=…;Lineage=…`, lowercase hex, no spaces, absent
     /// fields omitted. At most 339 bytes, so always within [`MAX_TRACE_HEADER_BYTES`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Root=")?;
-        fmt::Display::fmt(&self.root, f)?;
-        if let Some(parent) = &self.parent {
-            f.write_str(";Parent=")?;
-            fmt::Display::fmt(parent, f)?;
-        }
-        if let Some(sampled) = self.sampled {
-            f.write_str(";Sampled=")?;
-            f.write_str(sampled.as_str())?;
-        }
-        if let Some(lineage) = &self.lineage {
-            f.write_str(";Lineage=")?;
-            f.write_str(lineage.as_str())?;
-        }
-        Ok(())
+        f.write_str(self.canonical()?.as_str()?)
     }
 }
 

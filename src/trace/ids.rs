@@ -89,7 +89,7 @@ impl TraceId {
     }
 
     /// Canonical text `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx` in a stack buffer (no allocation).
-    fn encode(&self) -> [u8; TRACE_ID_LEN] {
+    pub(crate) fn encode(&self) -> [u8; TRACE_ID_LEN] {
         let mut out = [0u8; TRACE_ID_LEN];
         let (head, rest) = out.split_at_mut(2);
         head.copy_from_slice(b"1-");
@@ -192,7 +192,7 @@ impl SpanId {
     }
 
     /// Canonical 16 lowercase hex digits in a stack buffer.
-    fn encode(&self) -> [u8; SPAN_ID_LEN] {
+    pub(crate) fn encode(&self) -> [u8; SPAN_ID_LEN] {
         let mut out = [0u8; SPAN_ID_LEN];
         hex::encode_lower(u128::from(self.0.get()), &mut out);
         out
