@@ -30,6 +30,16 @@ pub struct TargetCounts {
     pub retries: usize,
 }
 
+impl TargetCounts {
+    /// Adds another run's counts for the same target.
+    pub fn add(&mut self, other: &TargetCounts) {
+        self.relayed += other.relayed;
+        self.failed += other.failed;
+        self.publish_calls += other.publish_calls;
+        self.retries += other.retries;
+    }
+}
+
 /// Builds the EMF lines of one invocation.
 pub fn emf_lines(
     namespace: &str,

@@ -84,6 +84,25 @@ impl Plan {
     pub fn calls(&self) -> usize {
         self.batches.iter().map(Vec::len).sum()
     }
+
+    /// Removes the messages of the units `drop` selects (batches left empty go too) and returns
+    /// those units, each once.
+    pub fn drop_units(&mut self, drop: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut dropped = Vec::new();
+        for batches in &mut self.batches {
+            for batch in batches.iter_mut() {
+                batch.messages.retain(|m| {
+                    let gone = drop(m.unit);
+                    if gone && !dropped.contains(&m.unit) {
+                        dropped.push(m.unit);
+                    }
+                    !gone
+                });
+            }
+            batches.retain(|b| !b.messages.is_empty());
+        }
+        dropped
+    }
 }
 
 /// One record to plan: its unit, notification and outbound trace header.
@@ -334,6 +353,15 @@ mod tests {
         assert_eq!((p.oversized[0].target, p.oversized[0].message.unit), (0, 0));
         assert_eq!(sizes(&p.batches[0]), vec![1]);
         assert_eq!(sizes(&p.batches[1]), vec![2]);
+    }
+
+    #[test]
+    fn dropped_units_leave_their_batches_and_empty_batches_go() {
+        let records: Vec<_> = (0..12).map(|i| (notification(&format!("k{i}"), 1), None)).collect();
+        let mut p = run("arn:aws:sqs:us-east-1:123456789012:q", &records);
+        let dropped = p.drop_units(|unit| unit >= 3);
+        assert_eq!(dropped, (3..12).collect::<Vec<_>>());
+        assert_eq!(sizes(&p.batches[0]), vec![3]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! relay watches the invocation deadline: it starts no call after `deadline - margin` and bounds
 //! every call by that instant, so it can still answer Lambda before being killed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -124,7 +124,7 @@ impl<P: Publisher> Relay<P> {
         let Prepared {
             inbound,
             invocation_trace,
-            plan,
+            rounds,
             mut summary,
             mut states,
         } = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
@@ -132,42 +132,75 @@ impl<P: Publisher> Relay<P> {
         let cutoff = info.cutoff(self.config.deadline_margin);
         let semaphore = Semaphore::new(self.config.max_in_flight);
         let recording = self.recorder.as_ref().map(|r| r.invocation(invocation_trace.header()));
-        let runs = plan.batches.iter().enumerate().map(|(target, batches)| {
-            let destination = self.config.targets.get(target).map(|t| &t.destination);
-            let call = CallContext {
-                destination,
-                cutoff,
-                semaphore: &semaphore,
-                recording: recording.as_ref(),
-            };
-            self.deliver_target(call, batches)
-        });
-        let results = futures_util::future::join_all(runs).await;
-        let mut target_counts = Vec::with_capacity(results.len());
-        for run in results {
-            summary.relayed += run.counts.relayed;
-            summary.publish_calls += run.counts.publish_calls;
-            summary.retries += run.counts.retries;
-            for (message, failure) in run.failures {
-                let n = &message.notification;
-                let target = &run.counts.target;
-                tracing::error!(bucket = %n.bucket, key = %n.key, target = %target, code = %failure.code, error = %failure.message, "message not delivered");
+        let mut target_counts: Vec<TargetCounts> = self
+            .config
+            .targets
+            .iter()
+            .map(|t| TargetCounts {
+                target: t.destination.to_string(),
+                ..TargetCounts::default()
+            })
+            .collect();
+        for mut round in rounds {
+            // FIFO source: a message must not overtake an earlier message of its group that failed.
+            let mut first_failure: HashMap<&str, usize> = HashMap::new();
+            for (index, (unit, state)) in inbound.units.iter().zip(&states).enumerate() {
+                if let (Some(group), Some(_)) = (unit.group_id.as_deref(), &state.failure) {
+                    first_failure.entry(group).or_insert(index);
+                }
+            }
+            let held_back = round.drop_units(|unit| {
+                inbound
+                    .units
+                    .get(unit)
+                    .and_then(|u| u.group_id.as_deref())
+                    .and_then(|g| first_failure.get(g))
+                    .is_some_and(|&failed| failed < unit)
+            });
+            for unit in held_back {
                 fail(
                     &mut states,
-                    message.unit,
-                    format!(
-                        "{}/{} to {target}: {}: {}",
-                        n.bucket, n.key, failure.code, failure.message
-                    ),
+                    unit,
+                    "an earlier message of its FIFO group failed".to_owned(),
                 );
             }
-            if run.counts.publish_calls > 0 || run.counts.failed > 0 {
-                target_counts.push(run.counts);
+            let runs = round.batches.iter().enumerate().map(|(target, batches)| {
+                let call = CallContext {
+                    destination: self.config.targets.get(target).map(|t| &t.destination),
+                    cutoff,
+                    semaphore: &semaphore,
+                    recording: recording.as_ref(),
+                };
+                self.deliver_target(call, batches)
+            });
+            for (run, counts) in futures_util::future::join_all(runs)
+                .await
+                .into_iter()
+                .zip(&mut target_counts)
+            {
+                summary.relayed += run.counts.relayed;
+                summary.publish_calls += run.counts.publish_calls;
+                summary.retries += run.counts.retries;
+                counts.add(&run.counts);
+                for (message, failure) in run.failures {
+                    let n = &message.notification;
+                    let target = &run.counts.target;
+                    tracing::error!(bucket = %n.bucket, key = %n.key, target = %target, code = %failure.code, error = %failure.message, "message not delivered");
+                    fail(
+                        &mut states,
+                        message.unit,
+                        format!(
+                            "{}/{} to {target}: {}: {}",
+                            n.bucket, n.key, failure.code, failure.message
+                        ),
+                    );
+                }
             }
         }
         if let Some(recording) = recording {
             recording.finish();
         }
+        target_counts.retain(|c| c.publish_calls > 0 || c.failed > 0);
 
         let failures: Vec<UnitFailure> = states
             .into_iter()
@@ -425,8 +458,10 @@ pub struct Prepared {
     pub inbound: Inbound,
     /// The invocation's own trace context.
     pub invocation_trace: InvocationTrace,
-    /// The batches to send.
-    pub plan: Plan,
+    /// The batches to send, in rounds: one round, except for a FIFO source, where round `r` holds
+    /// the `r`-th message of every message group, so no message is sent before the earlier ones of
+    /// its group succeeded.
+    pub rounds: Vec<Plan>,
     /// Counts so far.
     pub summary: Summary,
     states: Vec<UnitState>,
@@ -489,35 +524,58 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
         }
     }
 
-    let plan = plan(
-        targets,
-        records.iter().map(|(unit, n, trace)| Outgoing {
-            unit: *unit,
-            notification: n,
-            trace: trace.as_ref(),
-        }),
-    );
-    summary.filtered_out = plan.filtered_out;
-    for o in &plan.oversized {
-        let n = &o.message.notification;
-        let target = targets
-            .get(o.target)
-            .map_or_else(|| format!("target #{}", o.target), |t| t.destination.to_string());
-        tracing::error!(bucket = %n.bucket, key = %n.key, size = o.message.size, limit = o.limit, target, "message exceeds the target's size limit");
-        fail(
-            &mut states,
-            o.message.unit,
-            format!(
-                "{}/{}: {} bytes exceed the {} byte limit of {target}",
-                n.bucket, n.key, o.message.size, o.limit
-            ),
+    let mut rank_of_unit = vec![0usize; inbound.units.len()];
+    if matches!(inbound.source, Source::Sqs { fifo: true }) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (unit, rank) in inbound.units.iter().zip(&mut rank_of_unit) {
+            if let Some(group) = unit.group_id.as_deref() {
+                let count = seen.entry(group).or_default();
+                *rank = *count;
+                *count += 1;
+            }
+        }
+    }
+    let round_count = records
+        .iter()
+        .map(|(unit, _, _)| rank_of_unit.get(*unit).copied().unwrap_or_default() + 1)
+        .max()
+        .unwrap_or(1);
+    let mut rounds = Vec::with_capacity(round_count);
+    for round in 0..round_count {
+        let plan = plan(
+            targets,
+            records
+                .iter()
+                .filter(|(unit, _, _)| rank_of_unit.get(*unit).copied().unwrap_or_default() == round)
+                .map(|(unit, n, trace)| Outgoing {
+                    unit: *unit,
+                    notification: n,
+                    trace: trace.as_ref(),
+                }),
         );
+        summary.filtered_out += plan.filtered_out;
+        for o in &plan.oversized {
+            let n = &o.message.notification;
+            let target = targets
+                .get(o.target)
+                .map_or_else(|| format!("target #{}", o.target), |t| t.destination.to_string());
+            tracing::error!(bucket = %n.bucket, key = %n.key, size = o.message.size, limit = o.limit, target, "message exceeds the target's size limit");
+            fail(
+                &mut states,
+                o.message.unit,
+                format!(
+                    "{}/{}: {} bytes exceed the {} byte limit of {target}",
+                    n.bucket, n.key, o.message.size, o.limit
+                ),
+            );
+        }
+        rounds.push(plan);
     }
     drop(records);
     Ok(Prepared {
         inbound,
         invocation_trace,
-        plan,
+        rounds,
         summary,
         states,
     })

@@ -355,6 +355,26 @@ async fn fifo_source_reports_the_rest_of_a_group_after_a_failure() {
 }
 
 #[tokio::test]
+async fn fifo_source_never_sends_a_message_before_the_earlier_ones_of_its_group_succeeded() {
+    // Round 1 sends the first message of each group (a from g1, c from g2); a is rejected, so b
+    // (g1, second) is held back and reported failed; d (g2, second) goes in round 2.
+    let arn = "arn:aws:sqs:us-east-1:123456789012:src.fifo";
+    let event = sqs(
+        arn,
+        &[
+            ("m1", "a", Some("g1"), None),
+            ("m2", "b", Some("g1"), None),
+            ("m3", "c", Some("g2"), None),
+            ("m4", "d", Some("g2"), None),
+        ],
+    );
+    let publisher = FakePublisher::answering(vec![Ok(vec![entry_failure(true), EntryOutcome::Delivered])]);
+    let response = relay(QUEUE, publisher.clone()).handle(&event, &info()).await.unwrap();
+    assert_eq!(failed_ids(response), vec!["m1", "m2"]);
+    assert_eq!(publisher.sent_keys(), vec![vec!["a", "c"], vec!["d"]]);
+}
+
+#[tokio::test]
 async fn fifo_target_does_not_send_later_events_of_an_object_after_a_failure() {
     // 12 events of one object: the first batch (10) has its 3rd entry rejected; the rest of the
     // object's events in that batch were accepted by SQS in order, but the second batch must not go.
