@@ -519,7 +519,17 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
                     tracing::warn!(message_id = ?unit.message_id, fallback = to, reason = %reason, "trace context fallback");
                 }
                 summary.received += list.len();
-                records.extend(list.iter().map(|n| (index, n, resolved.header.clone())));
+                for n in list {
+                    tracing::debug!(
+                        message_id = ?unit.message_id,
+                        bucket = %n.bucket,
+                        key = %n.key,
+                        event = %n.event_name,
+                        trace = ?resolved.header.as_ref().map(ToString::to_string),
+                        "record received"
+                    );
+                    records.push((index, n, resolved.header.clone()));
+                }
             }
         }
     }

@@ -477,3 +477,25 @@ async fn log_lines_of_an_invocation_carry_request_id_and_trace_root() {
     assert!(text.contains("req-logs-1"), "{text}");
     assert!(text.contains(INVOCATION_ROOT), "{text}");
 }
+
+#[tokio::test]
+async fn per_record_details_are_logged_at_debug_only() {
+    let moto = moto().await;
+    let queue = moto.create_queue("debug-logs-out").await;
+    let quiet = Relay::start(&moto, &queue).await;
+    quiet.invoke_fixture("s3-put.json").await.expect_response();
+    assert!(quiet.process.wait_for_log("invocation done", WAIT).await);
+    assert!(!quiet.process.logs().contains("record received"));
+
+    let verbose = Relay::start_with(&moto, &queue, &[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")]).await;
+    verbose.invoke_fixture("s3-put.json").await.expect_response();
+    assert!(verbose.process.wait_for_log("invocation done", WAIT).await);
+    let record_line = verbose
+        .process
+        .json_logs()
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "record received")
+        .unwrap_or_else(|| panic!("no per-record line:\n{}", verbose.process.logs()));
+    assert_eq!(record_line["level"], "DEBUG");
+    assert_eq!(record_line["fields"]["key"], "images/cat.jpg");
+}
