@@ -7,8 +7,12 @@
 //!    CR, LF, NUL, tab…), checked before anything else, then if it is longer than
 //!    [`MAX_TRACE_HEADER_BYTES`];
 //! 2. it is split on `;`; spaces around parts, keys and values are ignored; empty parts and parts
-//!    without `=` are ignored; keys are case-insensitive; hex may be of either case; any order;
-//! 3. exactly one `Root` (`1-<8 hex>-<24 hex>`) is required;
+//!    without `=` are ignored; keys are case-insensitive; hex may be of either case; any order.
+//!    "Spaces" means ASCII space: after rule 1 no other ASCII whitespace can remain, and Unicode
+//!    spaces (e.g. U+00A0) are not trimmed, so they make a value malformed;
+//! 3. exactly one `Root` (`1-<8 hex>-<24 hex>`) is required: none is [`TraceHeaderError::MissingRoot`],
+//!    two or more — even identical or malformed ones — is [`TraceHeaderError::DuplicateRoot`], a
+//!    single bad one is [`TraceHeaderError::MalformedRoot`];
 //! 4. `Parent` (16 hex, non-zero) and `Sampled` (`0`, `1`, `?`) are kept only if well-formed; when one
 //!    appears several times the **first well-formed** occurrence wins (malformed ones are skipped
 //!    as if absent, so a later good value still counts);
@@ -71,6 +75,7 @@ pub struct TraceHeader {
 
 impl TraceHeader {
     /// A header with only a `Root`: the start of a trace, or a context to fill with the builders.
+    #[must_use]
     pub fn new(root: TraceId) -> Self {
         TraceHeader {
             root,
@@ -102,6 +107,7 @@ impl TraceHeader {
 
     /// The same context with `Parent` replaced by `id`: what the relay sends downstream after
     /// creating its own segment `id`.
+    #[must_use]
     pub fn with_parent(&self, id: SpanId) -> TraceHeader {
         TraceHeader {
             parent: Some(id),
@@ -110,16 +116,19 @@ impl TraceHeader {
     }
 
     /// The same context without a `Parent`.
+    #[must_use]
     pub fn without_parent(self) -> Self {
         TraceHeader { parent: None, ..self }
     }
 
     /// The same context with the sampling decision replaced (or removed with `None`).
+    #[must_use]
     pub fn with_sampled(self, s: Option<Sampled>) -> Self {
         TraceHeader { sampled: s, ..self }
     }
 
     /// The same context with `Lineage` replaced (or removed with `None`).
+    #[must_use]
     pub fn with_lineage(self, lineage: Option<Lineage>) -> Self {
         TraceHeader { lineage, ..self }
     }
@@ -195,7 +204,6 @@ impl FromStr for TraceHeader {
             (1, Some(r)) => r.map_err(|reason| TraceHeaderError::MalformedRoot { reason })?,
             (_, Some(_)) => return Err(TraceHeaderError::DuplicateRoot),
         };
-        debug_assert!(lineage.is_none_or(|l| l.len() <= MAX_LINEAGE_CHARS));
         Ok(TraceHeader {
             root,
             parent,

@@ -37,7 +37,7 @@ const DIGITS: [u8; 256] = {
 /// Value of one hex digit of either case.
 #[inline]
 fn digit(b: u8) -> Option<u8> {
-    let d = DIGITS[usize::from(b)];
+    let d = DIGITS.get(usize::from(b)).copied().unwrap_or(NOT_HEX);
     if d == NOT_HEX { None } else { Some(d) }
 }
 

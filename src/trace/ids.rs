@@ -55,6 +55,7 @@ pub struct TraceId {
 impl TraceId {
     /// A fresh root for a trace this process starts: the current Unix time in seconds (as X-Ray
     /// requires, so the trace is found by time) plus 96 random bits.
+    #[must_use]
     pub fn new_root() -> Self {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -173,6 +174,7 @@ pub struct SpanId(NonZeroU64);
 
 impl SpanId {
     /// A random id for a new segment this process emits (never zero).
+    #[must_use]
     pub fn random() -> Self {
         loop {
             if let Some(v) = NonZeroU64::new(rand::random::<u64>()) {

@@ -148,6 +148,11 @@ impl TraceHeader {
     /// Parses a W3C `traceparent` (version `00` only, strict) into an X-Ray context: Root
     /// `1-<first 8 hex>-<last 24 hex>`, Parent = parent-id, Sampled = `1` if flag bit 0 is set,
     /// else `0`. Used when an upstream speaks W3C rather than X-Ray.
+    ///
+    /// # Errors
+    ///
+    /// A [`TraceparentError`] naming the first rule the value breaks (checked in order: version,
+    /// field count, each field's length and hex, then all-zero ids).
     pub fn from_traceparent(s: &str) -> Result<TraceHeader, TraceparentError> {
         let mut fields = s.split('-');
         let version = fields.next().unwrap_or_default();
