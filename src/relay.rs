@@ -54,14 +54,21 @@ impl From<&lambda_runtime::Context> for InvocationInfo {
     }
 }
 
+/// Deadlines below this (September 2001 in epoch milliseconds) cannot be epoch times: cargo lambda's
+/// local emulator sends the function timeout itself (e.g. `600000`), so such a value is read as the
+/// time left from now.
+pub const RELATIVE_DEADLINE_BELOW_MS: u64 = 1_000_000_000_000;
+
 impl InvocationInfo {
     /// The instant after which no call may start: the deadline less the safety margin.
-    fn cutoff(&self, margin: Duration) -> Option<Instant> {
-        if self.deadline_ms == 0 {
-            return None;
-        }
-        let deadline = UNIX_EPOCH + Duration::from_millis(self.deadline_ms);
-        let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+    pub fn cutoff(&self, margin: Duration) -> Option<Instant> {
+        let left = match self.deadline_ms {
+            0 => return None,
+            ms if ms < RELATIVE_DEADLINE_BELOW_MS => Duration::from_millis(ms),
+            ms => (UNIX_EPOCH + Duration::from_millis(ms))
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        };
         Some(Instant::now() + left.saturating_sub(margin))
     }
 }

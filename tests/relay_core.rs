@@ -460,3 +460,17 @@ async fn unknown_payload_is_a_clear_invocation_error() {
     assert!(matches!(err, RelayError::BadPayload(_)));
     assert!(err.to_string().starts_with("bad invocation payload"), "{err}");
 }
+
+#[test]
+fn emulator_style_deadline_is_time_left_not_an_epoch() {
+    let info = InvocationInfo {
+        deadline_ms: 600_000,
+        ..InvocationInfo::default()
+    };
+    let cutoff = info.cutoff(Duration::from_millis(500)).unwrap();
+    let left = cutoff - tokio::time::Instant::now();
+    assert!(
+        left > Duration::from_secs(590) && left <= Duration::from_millis(599_500),
+        "{left:?}"
+    );
+}
