@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// Example app: a source bucket, a standard and a FIFO target queue, an actively traced SNS topic
+// with a subscribed queue, and the relay between them.
+//
+//   npx cdk synth                              # arm64 (default, what Lambda should run)
+//   npx cdk synth -c relayArchitecture=x86_64  # when no aarch64 Rust std is installed locally
+//   npx cdk deploy
+//
+// Bundling runs `cargo lambda build --release --arm64 …` locally when `cargo lambda` works
+// (e.g. with the repository's .venv/bin on PATH), otherwise CDK falls back to Docker.
+import { App, CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { S3TraceRelay } from '../lib/s3-trace-relay';
+
+/** Reads the `relayArchitecture` context value: arm64 (default) or x86_64. */
+export function architectureFromContext(value: unknown): lambda.Architecture {
+  if (value === undefined || value === 'arm64') return lambda.Architecture.ARM_64;
+  if (value === 'x86_64') return lambda.Architecture.X86_64;
+  throw new Error(`context relayArchitecture must be arm64 or x86_64, got ${JSON.stringify(value)}`);
+}
+
+export interface RelayExampleStackProps extends StackProps {
+  readonly architecture?: lambda.Architecture;
+}
+
+export class RelayExampleStack extends Stack {
+  constructor(scope: Construct, id: string, props: RelayExampleStackProps = {}) {
+    super(scope, id, props);
+
+    const bucket = new s3.Bucket(this, 'SourceBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const queue = new sqs.Queue(this, 'TargetQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    const fifoQueue = new sqs.Queue(this, 'TargetFifoQueue', {
+      fifo: true,
+      // The relay sets MessageDeduplicationId and MessageGroupId itself.
+      contentBasedDeduplication: false,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    // Active tracing: SNS records segments for sampled traces (needs an X-Ray resource policy
+    // allowing sns.amazonaws.com) and passes X-Amzn-Trace-Id on to its subscriptions.
+    const topic = new sns.Topic(this, 'TargetTopic', { tracingConfig: sns.TracingConfig.ACTIVE });
+    const subscriber = new sqs.Queue(this, 'TopicSubscriberQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    topic.addSubscription(new subscriptions.SqsSubscription(subscriber, { rawMessageDelivery: true }));
+
+    // Alternative wiring (S3 -> SQS -> relay): a source queue with a DLQ.
+    const sourceDlq = new sqs.Queue(this, 'SourceDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      retentionPeriod: Duration.days(14),
+      enforceSSL: true,
+    });
+    const sourceQueue = new sqs.Queue(this, 'SourceQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      visibilityTimeout: Duration.seconds(180),
+      deadLetterQueue: { queue: sourceDlq, maxReceiveCount: 5 },
+      enforceSSL: true,
+    });
+
+    const relay = new S3TraceRelay(this, 'Relay', {
+      bucket,
+      targets: [queue, fifoQueue, topic],
+      filters: { events: [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED] },
+      sourceQueue,
+      architecture: props.architecture,
+    });
+
+    new CfnOutput(this, 'RelayFunctionName', { value: relay.function.functionName });
+    new CfnOutput(this, 'SourceBucketName', { value: bucket.bucketName });
+    new CfnOutput(this, 'SourceQueueUrl', { value: sourceQueue.queueUrl });
+    new CfnOutput(this, 'TargetQueueUrl', { value: queue.queueUrl });
+    new CfnOutput(this, 'TargetFifoQueueUrl', { value: fifoQueue.queueUrl });
+    new CfnOutput(this, 'TargetTopicArn', { value: topic.topicArn });
+    new CfnOutput(this, 'TopicSubscriberQueueUrl', { value: subscriber.queueUrl });
+    new CfnOutput(this, 'OnFailureQueueUrl', { value: relay.onFailureQueue.queueUrl });
+  }
+}
+
+if (require.main === module) {
+  const app = new App();
+  new RelayExampleStack(app, 'S3TraceRelayExample', {
+    architecture: architectureFromContext(app.node.tryGetContext('relayArchitecture')),
+  });
+  app.synth();
+}

@@ -1,0 +1,77 @@
+"""Writes deliberately broken copies of template.yaml for scripts/check-deploy.sh.
+
+Usage: python tests/deploy/make_broken_templates.py <template.yaml> <out-dir>
+
+Prints one line per file written: `<kind>\t<path>\t<what is broken>`, where kind says which
+check MUST reject the copy:
+- `linters`: cfn-lint AND `sam validate --lint` must both fail;
+- `template-check`: tests/deploy/check_template.py must fail. Used for breakages the linters
+  do not see: cfn-lint 1.58.0 (also behind `sam validate --lint`) reports nothing for a
+  Runtime or Architectures typo on an AWS::Serverless::Function (it does on a plain
+  AWS::Lambda::Function), and nothing for a wildcard in an IAM action.
+Each copy differs from the real template by one textual edit, so a check that accepts a copy
+proves that check is not looking (wrong file, skipped transform, swallowed exit code).
+Exits 1 if an edit no longer applies exactly once (the template changed under it).
+"""
+
+import os
+import sys
+
+BREAKAGES = [
+    # (kind, name, what, old, new)
+    (
+        "linters",
+        "dangling-ref",
+        "dangling !Ref: the source queue policy names a queue that does not exist",
+        "      Queues:\n        - !Ref SourceQueue\n",
+        "      Queues:\n        - !Ref SourceQueueTypo\n",
+    ),
+    (
+        "linters",
+        "dangling-getatt",
+        "dangling !GetAtt: the on-failure destination names a queue that does not exist",
+        "Destination: !GetAtt FailureQueue.Arn",
+        "Destination: !GetAtt FailureQueueTypo.Arn",
+    ),
+    (
+        "linters",
+        "property-typo",
+        "property name typo on the log group: RetentionInDays -> RetentionInDay",
+        "      RetentionInDays: 14\n",
+        "      RetentionInDay: 14\n",
+    ),
+    (
+        "template-check",
+        "runtime-typo",
+        "Runtime typo provided.al2023 -> provided.al2032",
+        "Runtime: provided.al2023",
+        "Runtime: provided.al2032",
+    ),
+    (
+        "template-check",
+        "wildcard-action",
+        "IAM action wildcard: sns:Publish -> sns:*",
+        "                Action: sns:Publish\n                Resource: !GetAtt TargetTopic.TopicArn\n        - PolicyName: relay-source-and-failure",
+        "                Action: sns:*\n                Resource: !GetAtt TargetTopic.TopicArn\n        - PolicyName: relay-source-and-failure",
+    ),
+]
+
+
+def main() -> int:
+    src, out = sys.argv[1], sys.argv[2]
+    with open(src, encoding="utf-8") as f:
+        text = f.read()
+    os.makedirs(out, exist_ok=True)
+    for kind, name, why, old, new in BREAKAGES:
+        if text.count(old) != 1:
+            print(f"make_broken_templates: {old!r} occurs {text.count(old)} times in {src}, expected once", file=sys.stderr)
+            return 1
+        path = os.path.join(out, f"broken-{name}.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.replace(old, new))
+        print(f"{kind}\t{path}\t{why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
