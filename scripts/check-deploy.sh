@@ -118,7 +118,11 @@ dpy="$deploy_venv/bin/python"
 export PATH="$repo/.venv/bin:$deploy_venv/bin:$PATH"
 echo "check-deploy: $("$cfn_lint" --version), $("$sam" --version), $(cargo lambda --version 2>/dev/null || echo 'cargo lambda MISSING'), node $(node --version), npm $(npm --version)"
 
-# Which architecture can be built here.
+# Which architecture can be built here: Lambda's default is arm64, so try to add its Rust std
+# (cargo lambda's zig does the linking); fall back to x86_64 where rustup cannot fetch it.
+if [[ -z "${RELAY_ARCH:-}" ]] && ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+    timeout 300 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+fi
 if [[ -n "${RELAY_ARCH:-}" ]]; then
     arch="$RELAY_ARCH"
 elif rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then

@@ -30,9 +30,21 @@ cargo test --all-targets --no-fail-fast 2>&1 | tee "$log/cargo.txt"
 step "moto launcher self-check"
 .venv/bin/python -m unittest tests/moto/test_moto_server.py 2>&1 | tee "$log/python.txt"
 
+step "deployment checks (SAM, CDK, cfn-lint, builds)"
+bash scripts/check-deploy.sh 2>&1 | tee "$log/deploy.txt"
+
+step "end to end under cargo lambda (the README demo, checked)"
+bash scripts/demo.sh --check 2>&1 | tee "$log/demo.txt"
+
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log/cargo.txt" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log/cargo.txt" | awk '{s += $1} END {print s + 0}')
 python_ran=$(grep -Eo '^Ran [0-9]+ test' "$log/python.txt" | awk '{s += $2} END {print s + 0}')
+# The plain "N passed, M failed" closing lines of the deploy checks and the demo.
+for f in deploy demo; do
+    read -r p fl < <(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log/$f.txt" | tail -1 | awk '{print $1, $3}')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${fl:-0}))
+done
 passed=$((passed + python_ran))
 
 printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"
