@@ -7,6 +7,7 @@
 //! grouping must not reorder the events of one object, so there a new batch starts whenever the
 //! context changes instead. A message too large for its target fails alone.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{Destination, Target};
@@ -118,16 +119,29 @@ pub struct Outgoing<'a> {
 
 /// Routes every record and batches the messages per target.
 pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'a>>) -> Plan {
-    let mut per_target: Vec<Vec<Message>> = vec![Vec::new(); targets.len()];
+    // Per target: the messages that fit its limit, and those that do not.
+    let mut per_target: Vec<(Vec<Message>, Vec<Message>)> = targets.iter().map(|_| Default::default()).collect();
     let mut filtered_out = 0;
     for record in records {
         let n = record.notification;
+        // The W3C form is the same for every target of the record: written once.
+        let traceparent = record.trace.and_then(TraceHeader::to_traceparent);
         let mut routed = false;
         for t in route(targets, &n.key, &n.event_name) {
             routed = true;
-            if let Some(list) = per_target.get_mut(t) {
-                let fifo = targets.get(t).is_some_and(|t| t.destination.is_fifo());
-                list.push(message(record.unit, n, record.trace, fifo));
+            if let (Some((fits, too_big)), Some(target)) = (per_target.get_mut(t), targets.get(t)) {
+                let m = message(
+                    record.unit,
+                    n,
+                    record.trace,
+                    traceparent.clone(),
+                    target.destination.is_fifo(),
+                );
+                if m.size <= max_batch_bytes(&target.destination) {
+                    fits.push(m);
+                } else {
+                    too_big.push(m);
+                }
             }
         }
         if !routed {
@@ -139,9 +153,8 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         filtered_out,
         ..Plan::default()
     };
-    for (index, (target, messages)) in targets.iter().zip(per_target).enumerate() {
+    for (index, (target, (fits, too_big))) in targets.iter().zip(per_target).enumerate() {
         let limit = max_batch_bytes(&target.destination);
-        let (fits, too_big): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(|m| m.size <= limit);
         plan.oversized.extend(too_big.into_iter().map(|message| Oversized {
             message,
             target: index,
@@ -171,8 +184,13 @@ pub fn max_batch_bytes(destination: &Destination) -> usize {
     }
 }
 
-fn message(unit: usize, n: &Arc<Notification>, trace: Option<&TraceHeader>, fifo: bool) -> Message {
-    let traceparent = trace.and_then(TraceHeader::to_traceparent);
+fn message(
+    unit: usize,
+    n: &Arc<Notification>,
+    trace: Option<&TraceHeader>,
+    traceparent: Option<String>,
+    fifo: bool,
+) -> Message {
     let attribute_bytes = traceparent
         .as_ref()
         .map_or(0, |tp| TRACEPARENT.len() + STRING_DATA_TYPE.len() + tp.len());
@@ -189,14 +207,16 @@ fn message(unit: usize, n: &Arc<Notification>, trace: Option<&TraceHeader>, fifo
     }
 }
 
-/// Splits messages, in order, into batches of at most 10 entries and `limit` bytes.
+/// Splits messages, in order, into batches of at most 10 entries and `limit` bytes. On FIFO
+/// targets a batch holds at most one event per object (message group): if one entry failed while a
+/// later event of the same object in the same call was accepted, resending it would reorder them.
 fn chunk(target: usize, request_trace: Option<TraceHeader>, messages: Vec<Message>, limit: usize) -> Vec<Batch> {
     let mut batches: Vec<Batch> = Vec::with_capacity(messages.len().div_ceil(MAX_BATCH_ENTRIES));
     let mut bytes = 0;
     for m in messages {
         let full = batches
             .last()
-            .is_none_or(|b| b.messages.len() >= MAX_BATCH_ENTRIES || bytes + m.size > limit);
+            .is_none_or(|b| b.messages.len() >= MAX_BATCH_ENTRIES || bytes + m.size > limit || same_group_in(b, &m));
         if full {
             batches.push(Batch {
                 target,
@@ -213,13 +233,42 @@ fn chunk(target: usize, request_trace: Option<TraceHeader>, messages: Vec<Messag
     batches
 }
 
+/// Whether `batch` already holds a message of `m`'s FIFO message group.
+fn same_group_in(batch: &Batch, m: &Message) -> bool {
+    m.fifo.as_ref().is_some_and(|ids| {
+        batch
+            .messages
+            .iter()
+            .any(|other| other.fifo.as_ref().is_some_and(|o| o.group_id == ids.group_id))
+    })
+}
+
+/// Up to this many trace groups, a message's group is found by comparing headers; beyond, through
+/// a hash index (an SQS batch whose every message has its own trace would otherwise cost
+/// messages × groups comparisons).
+const LINEAR_GROUPS: usize = 16;
+
 /// Groups messages by trace header, groups in order of first appearance, order kept within a group.
 fn group_by_trace(messages: Vec<Message>) -> Vec<(Option<TraceHeader>, Vec<Message>)> {
     let mut groups: Vec<(Option<TraceHeader>, Vec<Message>)> = Vec::new();
+    let mut index: HashMap<Option<TraceHeader>, usize> = HashMap::new();
     for m in messages {
-        match groups.iter_mut().find(|(t, _)| *t == m.trace) {
+        let found = if groups.len() <= LINEAR_GROUPS {
+            groups.iter().position(|(t, _)| *t == m.trace)
+        } else {
+            if index.is_empty() {
+                index.extend(groups.iter().enumerate().map(|(i, (t, _))| (t.clone(), i)));
+            }
+            index.get(&m.trace).copied()
+        };
+        match found.and_then(|i| groups.get_mut(i)) {
             Some((_, group)) => group.push(m),
-            None => groups.push((m.trace.clone(), vec![m])),
+            None => {
+                if !index.is_empty() {
+                    index.insert(m.trace.clone(), groups.len());
+                }
+                groups.push((m.trace.clone(), vec![m]));
+            }
         }
     }
     groups
@@ -365,6 +414,22 @@ mod tests {
     }
 
     #[test]
+    fn fifo_batches_hold_one_event_per_object() {
+        let records = vec![
+            (notification("a", 1), None),
+            (notification("b", 1), None),
+            (notification("a", 1), None),
+            (notification("c", 1), None),
+        ];
+        let p = run("arn:aws:sqs:us-east-1:123456789012:q.fifo", &records);
+        let units: Vec<Vec<usize>> = p.batches[0]
+            .iter()
+            .map(|b| b.messages.iter().map(|m| m.unit).collect())
+            .collect();
+        assert_eq!(units, vec![vec![0, 1], vec![2, 3]]);
+    }
+
+    #[test]
     fn fifo_targets_get_group_and_deduplication_ids() {
         let p = run(
             "arn:aws:sqs:us-east-1:123456789012:q.fifo",
@@ -383,6 +448,41 @@ mod tests {
         );
         assert_eq!(p.filtered_out, 1);
         assert_eq!(p.calls(), 0);
+    }
+
+    #[test]
+    fn many_trace_groups_keep_first_appearance_order() {
+        // 40 contexts (past the linear search), interleaved, plus records without a header.
+        let headers: Vec<TraceHeader> = (0..40)
+            .map(|c| {
+                format!("Root=1-5759e988-{c:024x};Parent=53995c3f42cd8ad8;Sampled=1")
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let records: Vec<_> = (0..400)
+            .map(|i| {
+                let trace = (i % 7 != 3).then(|| headers[(i * 13) % 40].clone());
+                (notification(&format!("k{i}"), 10), trace)
+            })
+            .collect();
+        let p = run("arn:aws:sns:us-east-1:123456789012:t", &records);
+        let mut expected: Vec<(Option<TraceHeader>, Vec<usize>)> = Vec::new();
+        for (unit, (_, trace)) in records.iter().enumerate() {
+            match expected.iter_mut().find(|(t, _)| t == trace) {
+                Some((_, units)) => units.push(unit),
+                None => expected.push((trace.clone(), vec![unit])),
+            }
+        }
+        let expected: Vec<(Option<TraceHeader>, Vec<usize>)> = expected
+            .into_iter()
+            .flat_map(|(t, units)| units.chunks(10).map(|c| (t.clone(), c.to_vec())).collect::<Vec<_>>())
+            .collect();
+        let got: Vec<(Option<TraceHeader>, Vec<usize>)> = p.batches[0]
+            .iter()
+            .map(|b| (b.request_trace.clone(), b.messages.iter().map(|m| m.unit).collect()))
+            .collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

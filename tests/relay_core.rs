@@ -376,12 +376,14 @@ async fn fifo_source_never_sends_a_message_before_the_earlier_ones_of_its_group_
 
 #[tokio::test]
 async fn fifo_target_does_not_send_later_events_of_an_object_after_a_failure() {
-    // 12 events of one object: the first batch (10) has its 3rd entry rejected; the rest of the
-    // object's events in that batch were accepted by SQS in order, but the second batch must not go.
+    // 12 events of one object go one per call (a FIFO batch holds one event per object); the 3rd
+    // is rejected, so the 9 after it are reported failed and never sent.
     let keys = vec!["same/object"; 12];
-    let mut outcomes = vec![EntryOutcome::Delivered; 10];
-    outcomes[2] = entry_failure(true);
-    let publisher = FakePublisher::answering(vec![Ok(outcomes)]);
+    let publisher = FakePublisher::answering(vec![
+        Ok(vec![EntryOutcome::Delivered]),
+        Ok(vec![EntryOutcome::Delivered]),
+        Ok(vec![entry_failure(true)]),
+    ]);
     let err = relay(FIFO_QUEUE, publisher.clone())
         .handle(&direct(&keys), &info())
         .await
@@ -390,14 +392,14 @@ async fn fifo_target_does_not_send_later_events_of_an_object_after_a_failure() {
         matches!(
             err,
             RelayError::Undelivered {
-                failed: 3,
+                failed: 10,
                 units: 12,
                 ..
             }
         ),
         "{err}"
     );
-    assert_eq!(publisher.sent().len(), 1);
+    assert_eq!(publisher.sent().len(), 3, "nothing after the failed event is sent");
 }
 
 #[tokio::test]

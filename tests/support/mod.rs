@@ -4,6 +4,7 @@
 //! Each test binary declares `mod support;` and uses only part of it, hence the blanket allow.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod http;
 pub mod moto;
 pub mod runtime_api;
