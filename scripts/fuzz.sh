@@ -89,7 +89,9 @@ for t in $targets; do
             printf '  replay: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer %s %s %s\n' \
                 "$sanitizer" "$t" "$artifact"
         fi
-        grep -v '^#' "$log" | tail -n 40 | sed 's/^/  | /'
+        # libFuzzer's report (panic message, sanitizer error), without the progress lines.
+        awk '/panicked at|ERROR: |==[0-9]+==ERROR/ { show = 1 } /^Failing input:|^Stack backtrace:/ { show = 0 } show' "$log" \
+            | grep -v '^#' | head -n 40 | sed 's/^/  | /'
     fi
 done
 echo "==> fuzzing done in $(($(date +%s) - started)) s (build included)"

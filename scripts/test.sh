@@ -36,6 +36,9 @@ bash scripts/check-deploy.sh 2>&1 | tee "$log/deploy.txt"
 step "end to end under cargo lambda (the README demo, checked)"
 bash scripts/demo.sh --check 2>&1 | tee "$log/demo.txt"
 
+step "fuzzing: each cargo-fuzz target for 30 s from its seed corpus"
+bash scripts/fuzz.sh 30
+
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log/cargo.txt" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log/cargo.txt" | awk '{s += $1} END {print s + 0}')
 python_ran=$(grep -Eo '^Ran [0-9]+ test' "$log/python.txt" | awk '{s += $2} END {print s + 0}')
