@@ -167,6 +167,7 @@ pub enum DecodeError {
 /// units whose `content` is `Err`.
 pub fn decode(payload: &str) -> Result<Inbound, DecodeError> {
     let probe: Probe = serde_json::from_str(payload).map_err(json_error)?;
+    require_object(payload)?;
     if let Some(records) = probe.records {
         return decode_records(&records);
     }
@@ -190,9 +191,36 @@ pub fn decode(payload: &str) -> Result<Inbound, DecodeError> {
 /// Syntax errors mean "not JSON"; type errors mean JSON of the wrong shape.
 fn json_error(e: serde_json::Error) -> DecodeError {
     if e.is_data() {
-        DecodeError::UnknownShape(e.to_string())
+        DecodeError::UnknownShape(bounded(e.to_string()))
     } else {
-        DecodeError::NotJson(e.to_string())
+        DecodeError::NotJson(bounded(e.to_string()))
+    }
+}
+
+/// Longest parser complaint kept in an error: serde_json quotes the offending value, which can be
+/// as large as the payload, and errors travel to Lambda and the logs.
+pub const MAX_REASON_BYTES: usize = 256;
+
+/// Cuts `text` to [`MAX_REASON_BYTES`] at a character boundary, noting the full length.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_REASON_BYTES {
+        let total = text.len();
+        let mut end = MAX_REASON_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(&format!("… ({total} bytes)"));
+    }
+    text
+}
+
+/// serde's derived structs also accept a JSON array of their fields; an event is always an object.
+fn require_object(text: &str) -> Result<(), DecodeError> {
+    if text.trim_start().starts_with('{') {
+        Ok(())
+    } else {
+        Err(DecodeError::UnknownShape("expected a JSON object".into()))
     }
 }
 
@@ -251,7 +279,7 @@ fn decode_records(records: &[&RawValue]) -> Result<Inbound, DecodeError> {
             }
             (_, other) => unit(Err(DecodeError::UnknownRecordSource {
                 index,
-                event_source: other.unwrap_or("<none>").to_owned(),
+                event_source: bounded(other.unwrap_or("<none>").to_owned()),
             })),
         };
         units.push(unit);
@@ -288,7 +316,7 @@ fn decode_sqs_record(index: usize, raw: &RawValue) -> Result<Unit, DecodeError> 
                 content: Err(DecodeError::MalformedRecord {
                     index,
                     kind: "SQS",
-                    reason: e.to_string(),
+                    reason: bounded(e.to_string()),
                 }),
             });
         }
@@ -341,7 +369,7 @@ fn decode_sns_record(index: usize, raw: &RawValue) -> Result<Content, DecodeErro
     let record: SnsRecord = serde_json::from_str(raw.get()).map_err(|e| DecodeError::MalformedRecord {
         index,
         kind: "SNS",
-        reason: e.to_string(),
+        reason: bounded(e.to_string()),
     })?;
     decode_document(&record.sns.message, false)
 }
@@ -350,6 +378,7 @@ fn decode_sns_record(index: usize, raw: &RawValue) -> Result<Content, DecodeErro
 /// EventBridge `aws.s3` event, or (from SQS only) an SNS envelope around one of those.
 fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, DecodeError> {
     let probe: Probe = serde_json::from_str(text).map_err(json_error)?;
+    require_object(text)?;
     if let Some(records) = probe.records {
         let mut notifications = Vec::with_capacity(records.len());
         for (index, raw) in records.iter().enumerate() {
@@ -358,7 +387,7 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
                 other => {
                     return Err(DecodeError::UnknownRecordSource {
                         index,
-                        event_source: other.unwrap_or("<none>").to_owned(),
+                        event_source: bounded(other.unwrap_or("<none>").to_owned()),
                     });
                 }
             }
@@ -375,7 +404,7 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
         let envelope: SnsMessage = serde_json::from_str(text).map_err(|e| DecodeError::MalformedRecord {
             index: 0,
             kind: "SNS envelope",
-            reason: e.to_string(),
+            reason: bounded(e.to_string()),
         })?;
         return decode_document(&envelope.message, false);
     }
@@ -388,7 +417,7 @@ fn decode_s3_record(index: usize, raw: &RawValue) -> Result<Notification, Decode
     let record: S3EventRecord = serde_json::from_str(raw.get()).map_err(|e| DecodeError::MalformedRecord {
         index,
         kind: "S3",
-        reason: e.to_string(),
+        reason: bounded(e.to_string()),
     })?;
     let missing = |field| DecodeError::MissingField { index, field };
     let bucket = record.s3.bucket.name.ok_or(missing("s3.bucket.name"))?;
@@ -441,7 +470,7 @@ fn decode_eventbridge(text: &str) -> Result<Content, DecodeError> {
         serde_json::from_str(text).map_err(|e| DecodeError::MalformedRecord {
             index: 0,
             kind: "EventBridge aws.s3",
-            reason: e.to_string(),
+            reason: bounded(e.to_string()),
         })?;
     let detail = event.detail;
     let key = decode_key(&detail.object.key).ok_or_else(|| DecodeError::KeyNotUtf8 {

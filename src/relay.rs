@@ -198,7 +198,10 @@ impl<P: Publisher> Relay<P> {
                         message.unit,
                         format!(
                             "{}/{} to {target}: {}: {}",
-                            n.bucket, n.key, failure.code, failure.message
+                            n.bucket,
+                            short_key(&n.key),
+                            failure.code,
+                            failure.message
                         ),
                     );
                 }
@@ -541,14 +544,31 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
         }
     }
 
+    // FIFO source: a unit goes one round after the previous unit of its message group and after the
+    // previous unit carrying an event of the same object, so neither order can be overtaken.
     let mut rank_of_unit = vec![0usize; inbound.units.len()];
     if matches!(inbound.source, Source::Sqs { fifo: true }) {
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut next_of_group: HashMap<&str, usize> = HashMap::new();
+        let mut next_of_object: HashMap<(&str, &str), usize> = HashMap::new();
         for (unit, rank) in inbound.units.iter().zip(&mut rank_of_unit) {
-            if let Some(group) = unit.group_id.as_deref() {
-                let count = seen.entry(group).or_default();
-                *rank = *count;
-                *count += 1;
+            let objects: Vec<(&str, &str)> = match &unit.content {
+                Ok(Content::Notifications(list)) => list.iter().map(|n| (n.bucket.as_str(), n.key.as_str())).collect(),
+                _ => Vec::new(),
+            };
+            let group = unit.group_id.as_deref();
+            let after_group = group.and_then(|g| next_of_group.get(g)).copied().unwrap_or(0);
+            let after_object = objects
+                .iter()
+                .filter_map(|o| next_of_object.get(o))
+                .copied()
+                .max()
+                .unwrap_or(0);
+            *rank = after_group.max(after_object);
+            if let Some(g) = group {
+                next_of_group.insert(g, *rank + 1);
+            }
+            for o in objects {
+                next_of_object.insert(o, *rank + 1);
             }
         }
     }
@@ -582,7 +602,10 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
                 o.message.unit,
                 format!(
                     "{}/{}: {} bytes exceed the {} byte limit of {target}",
-                    n.bucket, n.key, o.message.size, o.limit
+                    n.bucket,
+                    short_key(&n.key),
+                    o.message.size,
+                    o.limit
                 ),
             );
         }
@@ -610,6 +633,18 @@ impl<'b> BatchOutcome<'b> {
     fn fail_all(&mut self, messages: Vec<&'b Message>, failure: Failure) {
         self.failed.extend(messages.into_iter().map(|m| (m, failure.clone())));
     }
+}
+
+/// S3 keys are at most 1,024 bytes; anything longer (hostile input) is cut in error texts so a
+/// huge key cannot make a huge Lambda error.
+const MAX_KEY_BYTES_IN_ERRORS: usize = 1024;
+
+fn short_key(key: &str) -> &str {
+    let mut end = key.len().min(MAX_KEY_BYTES_IN_ERRORS);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    key.get(..end).unwrap_or_default()
 }
 
 fn fail(states: &mut [UnitState], unit: usize, reason: String) {

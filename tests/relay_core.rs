@@ -476,3 +476,88 @@ fn emulator_style_deadline_is_time_left_not_an_epoch() {
         "{left:?}"
     );
 }
+
+#[derive(Clone, Default)]
+struct CountingPublisher {
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Publisher for CountingPublisher {
+    async fn send(&self, _: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        Ok(CallReport::new(vec![EntryOutcome::Delivered; batch.messages.len()]))
+    }
+}
+
+#[tokio::test]
+async fn publish_calls_in_flight_never_exceed_the_configured_bound() {
+    let targets = format!("{QUEUE},arn:aws:sns:us-east-1:123456789012:t");
+    let config = RelayConfig::from_lookup(|k| match k {
+        "RELAY_TARGETS" => Some(targets.clone()),
+        "RELAY_MAX_IN_FLIGHT" => Some("3".into()),
+        _ => None,
+    })
+    .unwrap();
+    let publisher = CountingPublisher::default();
+    let relay = Relay::new(Arc::new(config), publisher.clone());
+    let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let response = relay.handle(&direct(&keys), &info()).await.unwrap();
+    assert!(
+        matches!(response, RelayResponse::Done(ref s) if s.publish_calls == 100),
+        "{response:?}"
+    );
+    assert_eq!(publisher.peak.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn fifo_source_keeps_an_objects_events_in_order_across_groups() {
+    // x's event in g1 (second of its group) comes before x's event in g2 (first of its group):
+    // the g2 message must wait for the round after it.
+    let arn = "arn:aws:sqs:us-east-1:123456789012:src.fifo";
+    let event = sqs(
+        arn,
+        &[
+            ("m1", "a", Some("g1"), None),
+            ("m2", "x", Some("g1"), None),
+            ("m3", "x", Some("g2"), None),
+        ],
+    );
+    let publisher = FakePublisher::default();
+    let response = relay(FIFO_QUEUE, publisher.clone())
+        .handle(&event, &info())
+        .await
+        .unwrap();
+    assert!(failed_ids(response).is_empty());
+    let order: Vec<usize> = publisher
+        .sent()
+        .iter()
+        .flat_map(|(_, b)| b.messages.iter().map(|m| m.unit))
+        .collect();
+    assert_eq!(order, vec![0, 1, 2]);
+}
+
+#[tokio::test]
+async fn top_level_json_array_is_not_an_event() {
+    let record = serde_json::from_str::<serde_json::Value>(&direct(&["a"])).unwrap()["Records"].clone();
+    let err = relay(QUEUE, FakePublisher::default())
+        .handle(&serde_json::json!([record]).to_string(), &info())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RelayError::BadPayload(_)), "{err}");
+}
+
+#[tokio::test]
+async fn parser_complaints_are_bounded_in_errors() {
+    let huge = format!("\"{}\"", "x".repeat(1_000_000));
+    let err = relay(QUEUE, FakePublisher::default())
+        .handle(&huge, &info())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().len() < 1_000, "{} bytes", err.to_string().len());
+}
