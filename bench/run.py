@@ -5,9 +5,12 @@ Both run as Lambda functions would: the Rust binary with ``lambda_runtime``, the
 API stand-in (bench/runtime_api.py) and the same moto server (scripts/moto_server.py), with the
 same environment (credentials and region from env, no profile files, no IMDS).
 
-Measured (see README-like notes in scripts/bench.sh):
+Measured (see also scripts/bench.sh):
 - cold start: ``exec`` (taken just before ``Popen``, so fork+exec count against the function) to
-  the first ``GET /2018-06-01/runtime/invocation/next``; median over several fresh processes;
+  the first ``GET /2018-06-01/runtime/invocation/next`` (when the stand-in accepted its
+  connection); median over several fresh processes, the two sides interleaved. A diagnostic row
+  repeats it for the Rust binary with ``SSL_CERT_FILE`` set to the system CA bundle, which shows
+  what reading the certificate directory at client construction costs;
 - first invocation latency: ``/next`` answer to ``/response`` for a 10-record SQS batch, in those
   same fresh processes;
 - CPU per invocation: utime+stime (/proc/<pid>/stat) over N warm invocations of that batch;
@@ -50,6 +53,8 @@ SQS_MAX_BYTES = 1024 * 1024
 SNS_MAX_BYTES = 256 * 1024
 TRACEPARENT_ATTRIBUTE_BYTES = len("traceparent") + len("String") + 55
 PEER_DIR = HERE / "peer_python"
+# The system CA bundle: Debian/Ubuntu, then Amazon Linux / RHEL (what provided.al2023 has).
+CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
 _T0 = time.monotonic()
@@ -490,6 +495,17 @@ def report(res: dict) -> str:
         "Rust ≤ 1/20 of Python (≤ 0.05)",
         None if cs_p is None else cs_r <= cs_p / 20,
     )
+    diag = res.get("rust_bundle_cold")
+    if diag:
+        cb = statistics.median(diag["cold_start_s"])
+        row(
+            f"cold start, Rust, trust store from one PEM bundle (SSL_CERT_FILE={diag['ssl_cert_file']}; diagnostic)",
+            fmt_ms(cb),
+            fmt_ms(cs_p),
+            ratio(cb, cs_p),
+            "—",
+            None,
+        )
     fi_r = statistics.median(rust["cold"]["first_invocation_s"])
     fi_p = statistics.median(py["cold"]["first_invocation_s"]) if py else None
     row("first invocation latency, 10-record SQS batch → moto (median)", fmt_ms(fi_r), fmt_ms(fi_p), ratio(fi_r, fi_p), "—", None)
@@ -587,7 +603,7 @@ def main() -> int:
     parser.add_argument("--binary", default=str(REPO / "target" / "release" / "s3-trace-relay"))
     parser.add_argument("--python", default=sys.executable, help="interpreter with boto3/moto/awslambdaric")
     parser.add_argument("--criterion-dir", default=str(REPO / "target" / "criterion"))
-    parser.add_argument("--cold-runs", type=int, default=10)
+    parser.add_argument("--cold-runs", type=int, default=15)
     parser.add_argument("--warm-invocations", type=int, default=200)
     parser.add_argument("--pipeline-seconds", type=float, default=3.0)
     parser.add_argument("--core", default="1", help="core for the single-core pipeline timing")
@@ -614,9 +630,15 @@ def main() -> int:
     try:
         sqs_10 = events.sqs_event(10, 3)
         log("cold starts")
-        cold = cold_starts(sides, moto, args.cold_runs, sqs_10)
+        # Diagnostic: the same binary with its trust store read from the system's one PEM bundle
+        # (SSL_CERT_FILE) instead of the bundle plus every file of the certificate directory.
+        bundle = next((b for b in CA_BUNDLES if Path(b).is_file()), None)
+        diagnostic = [Side("rust_bundle", rust.argv, REPO, {"SSL_CERT_FILE": bundle})] if bundle else []
+        cold = cold_starts(sides + diagnostic, moto, args.cold_runs, sqs_10)
         for s in sides:
             res[s.kind]["cold"] = cold[s.kind]
+        if bundle:
+            res["rust_bundle_cold"] = {"ssl_cert_file": bundle, **cold["rust_bundle"]}
         for s in sides:
             log(f"{s.kind}: {args.warm_invocations} warm invocations")
             res[s.kind]["warm"] = warm_cpu(s, moto, args.warm_invocations, sqs_10)

@@ -11,8 +11,10 @@ It serves the Rust relay (``lambda_runtime``) and the Python peer (``awslambdari
 
 Times are ``time.perf_counter()`` (CLOCK_MONOTONIC) of this process, so they compare directly
 with times the benchmark driver takes around ``exec``: ``first_next_at`` is when the first
-``/next`` request arrived (the function finished its init), ``Result.served_at`` when an
-invocation was handed out and ``Result.done_at`` when its answer arrived.
+``/next`` request arrived (the function finished its init; taken when its connection was
+accepted, in the accepting thread, so handing the request to a handler thread does not count),
+``Result.served_at`` when an invocation was handed out and ``Result.done_at`` when its answer
+arrived.
 
 One ``RuntimeApi`` serves one function process; ``close()`` releases pending long-polls.
 """
@@ -59,6 +61,7 @@ class RuntimeApi:
         self._served: dict[str, float] = {}
         self._results: dict[str, Result] = {}
         self._closed = False
+        self._accepted: dict[int, float] = {}
         self.first_next_at: float | None = None
         self.init_error: bytes | None = None
         self.unknown: list[str] = []
@@ -99,7 +102,9 @@ class RuntimeApi:
                 if self.path != f"{PREFIX}/invocation/next":
                     api.unknown.append(f"GET {self.path}")
                     return self._reply(404, b'{"errorMessage":"not found"}')
-                now = time.perf_counter()
+                # When the connection carrying this request was accepted (for a fresh process: the
+                # moment it first reached out), less sensitive to this server's own scheduling.
+                now = api._accepted.pop(id(self.connection), None) or time.perf_counter()
                 invocation = api._next(now)
                 if invocation is None:  # closed
                     return self._reply(410, b'{"errorMessage":"runtime closed"}')
@@ -149,6 +154,11 @@ class RuntimeApi:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+
+            def get_request(self):
+                sock, address = super().get_request()
+                api._accepted[id(sock)] = time.perf_counter()
+                return sock, address
 
             def handle_error(self, request, client_address) -> None:
                 pass  # a killed function resets its connections: expected, not worth a traceback
