@@ -329,11 +329,6 @@ impl<P: Publisher> Relay<P> {
                 tokio::time::sleep(delay).await;
                 outcome.retries += pending.len();
             }
-            let mut batch = Batch {
-                target: template.target,
-                request_trace: template.request_trace.clone(),
-                messages: pending.iter().map(|m| (*m).clone()).collect(),
-            };
             let result = {
                 let Ok(_permit) = call.semaphore.acquire().await else {
                     outcome.fail_all(pending, deadline_failure());
@@ -343,6 +338,12 @@ impl<P: Publisher> Relay<P> {
                     outcome.fail_all(pending, deadline_failure());
                     break;
                 }
+                // Built only once a call slot is held, so batches waiting for one hold no copy.
+                let mut batch = Batch {
+                    target: template.target,
+                    request_trace: template.request_trace.clone(),
+                    messages: pending.iter().map(|m| (*m).clone()).collect(),
+                };
                 outcome.calls += 1;
                 let recorded = call.recording.map(|r| (r, begin_recorded_call(r, &mut batch)));
                 let result = match cutoff {
