@@ -271,20 +271,45 @@ fn decode_records(records: &[&RawValue]) -> Result<Inbound, DecodeError> {
     };
     let mut units = Vec::with_capacity(records.len());
     for (index, raw) in records.iter().enumerate() {
-        let unit = match (source, record_source(raw).as_deref()) {
-            (Source::Sqs { .. }, Some("aws:sqs")) => decode_sqs_record(index, raw)?,
-            (Source::Sns, Some("aws:sns")) => unit(decode_sns_record(index, raw)),
-            (Source::S3, Some("aws:s3")) => {
+        let unit = match source {
+            Source::Sqs { .. } => decode_sqs_record(index, raw)?,
+            Source::Sns => unit(decode_sns_record(index, raw)),
+            Source::S3 | Source::EventBridge => {
                 unit(decode_s3_record(index, raw).map(|n| Content::Notifications(vec![Arc::new(n)])))
             }
-            (_, other) => unit(Err(DecodeError::UnknownRecordSource {
-                index,
-                event_source: bounded(other.unwrap_or("<none>").to_owned()),
-            })),
         };
         units.push(unit);
     }
     Ok(Inbound { source, units })
+}
+
+/// Parses one record of `Records` as `T`, the type its `eventSource` must name (`expected`).
+///
+/// The typed parse comes first and is the only pass over a well-formed record. Only when it fails,
+/// or the record does not name `expected` in `eventSource`, is the record read again for its
+/// source alone, to tell a record of another source (`UnknownRecordSource`) from a malformed one.
+fn typed_record<'a, T: Deserialize<'a>>(
+    index: usize,
+    raw: &'a RawValue,
+    expected: &str,
+    kind: &'static str,
+    source_of: impl Fn(&T) -> Option<&str>,
+) -> Result<T, DecodeError> {
+    let parsed = match serde_json::from_str::<T>(raw.get()) {
+        Ok(record) if source_of(&record) == Some(expected) => return Ok(record),
+        other => other,
+    };
+    match record_source(raw).as_deref() {
+        Some(found) if found == expected => parsed.map_err(|e| DecodeError::MalformedRecord {
+            index,
+            kind,
+            reason: bounded(e.to_string()),
+        }),
+        other => Err(DecodeError::UnknownRecordSource {
+            index,
+            event_source: bounded(other.unwrap_or("<none>").to_owned()),
+        }),
+    }
 }
 
 #[derive(Deserialize)]
@@ -301,9 +326,9 @@ fn record_source(raw: &RawValue) -> Option<String> {
 }
 
 fn decode_sqs_record(index: usize, raw: &RawValue) -> Result<Unit, DecodeError> {
-    let message: SqsMessage = match serde_json::from_str(raw.get()) {
+    let message = match typed_record(index, raw, "aws:sqs", "SQS", |m: &SqsMessage| m.event_source.as_deref()) {
         Ok(m) => m,
-        Err(e) => {
+        Err(malformed @ DecodeError::MalformedRecord { .. }) => {
             // Without a messageId the failure cannot be reported per item: fail the invocation.
             let id = serde_json::from_str::<MessageIdProbe>(raw.get())
                 .ok()
@@ -313,13 +338,10 @@ fn decode_sqs_record(index: usize, raw: &RawValue) -> Result<Unit, DecodeError> 
                 message_id: Some(id),
                 group_id: None,
                 carrier: Carrier::Absent,
-                content: Err(DecodeError::MalformedRecord {
-                    index,
-                    kind: "SQS",
-                    reason: bounded(e.to_string()),
-                }),
+                content: Err(malformed),
             });
         }
+        Err(other) => return Ok(unit(Err(other))),
     };
     let message_id = message
         .message_id
@@ -366,10 +388,8 @@ fn sqs_carrier(message: &SqsMessage) -> Carrier {
 }
 
 fn decode_sns_record(index: usize, raw: &RawValue) -> Result<Content, DecodeError> {
-    let record: SnsRecord = serde_json::from_str(raw.get()).map_err(|e| DecodeError::MalformedRecord {
-        index,
-        kind: "SNS",
-        reason: bounded(e.to_string()),
+    let record = typed_record(index, raw, "aws:sns", "SNS", |r: &SnsRecord| {
+        Some(r.event_source.as_str())
     })?;
     decode_document(&record.sns.message, false)
 }
@@ -382,15 +402,7 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
     if let Some(records) = probe.records {
         let mut notifications = Vec::with_capacity(records.len());
         for (index, raw) in records.iter().enumerate() {
-            match record_source(raw).as_deref() {
-                Some("aws:s3") => notifications.push(Arc::new(decode_s3_record(index, raw)?)),
-                other => {
-                    return Err(DecodeError::UnknownRecordSource {
-                        index,
-                        event_source: bounded(other.unwrap_or("<none>").to_owned()),
-                    });
-                }
-            }
+            notifications.push(Arc::new(decode_s3_record(index, raw)?));
         }
         return Ok(Content::Notifications(notifications));
     }
@@ -414,10 +426,8 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
 }
 
 fn decode_s3_record(index: usize, raw: &RawValue) -> Result<Notification, DecodeError> {
-    let record: S3EventRecord = serde_json::from_str(raw.get()).map_err(|e| DecodeError::MalformedRecord {
-        index,
-        kind: "S3",
-        reason: bounded(e.to_string()),
+    let record = typed_record(index, raw, "aws:s3", "S3", |r: &S3EventRecord| {
+        r.event_source.as_deref()
     })?;
     let missing = |field| DecodeError::MissingField { index, field };
     let bucket = record.s3.bucket.name.ok_or(missing("s3.bucket.name"))?;
