@@ -8,17 +8,18 @@
 //! `messages[i].traceparent` (the `traceparent` attribute) and `request_trace` (SNS's
 //! `X-Amzn-Trace-Id`).
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::{Arc, Mutex};
 
-use s3_trace_relay::config::{Destination, RelayConfig};
+use s3_trace_relay::InvocationInfo;
 use s3_trace_relay::inbound::DecodeError;
 use s3_trace_relay::plan::Batch;
-use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Publisher};
 use s3_trace_relay::response::{RelayError, RelayResponse};
-use s3_trace_relay::{InvocationInfo, Relay};
 use serde_json::{Value, json};
+use support::fake_publisher::{FakePublisher, failed_ids, relay};
+use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation};
 
 // ------------------------------------------------------------------------------------------------
 // Memory accounting: bytes allocated by the current thread, so a test can bound its own peak while
@@ -99,15 +100,11 @@ fn run_on_this_thread<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Fake publisher and payload builders (the pattern of relay_core.rs).
+// Payload builders (the fake publisher and shared builders are in support/).
 
-const INVOCATION_TRACE: &str =
-    "Root=1-6745a1b2-aaaaaaaaaaaaaaaaaaaaaaaa;Parent=1111111111111111;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
 const RECORD_ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
 const RECORD_PARENT: &str = "53995c3f42cd8ad8";
 const RECORD_LINEAGE: &str = "c512fbe3:2";
-const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/out";
-const FIFO_QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/out.fifo";
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:out";
 const SOURCE_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:src";
 
@@ -117,63 +114,12 @@ const INJECTED: [&str; 7] = ["\r\n", "\n", "\0", "\t", "é", "\u{85}", "\u{2028}
 const CONTROL: [&str; 4] = ["\r\n", "\n", "\0", "\t"];
 const NON_ASCII: [&str; 3] = ["é", "\u{85}", "\u{2028}"];
 
-#[derive(Clone, Default)]
-struct FakePublisher {
-    sent: Arc<Mutex<Vec<(String, Batch)>>>,
-}
-
-impl FakePublisher {
-    fn sent(&self) -> Vec<(String, Batch)> {
-        self.sent.lock().unwrap().clone()
-    }
-
-    fn sent_to(&self, destination: &str) -> Vec<Batch> {
-        self.sent()
-            .into_iter()
-            .filter(|(d, _)| d == destination)
-            .map(|(_, b)| b)
-            .collect()
-    }
-
-    /// `(key, outbound trace header)` of every message sent to `destination`, in order.
-    fn headers_to(&self, destination: &str) -> Vec<(String, Option<String>)> {
-        self.sent_to(destination)
-            .iter()
-            .flat_map(|b| &b.messages)
-            .map(|m| (m.notification.key.clone(), m.trace.as_ref().map(ToString::to_string)))
-            .collect()
-    }
-}
-
-impl Publisher for FakePublisher {
-    async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
-        self.sent.lock().unwrap().push((destination.to_string(), batch.clone()));
-        Ok(CallReport::new(vec![EntryOutcome::Delivered; batch.messages.len()]))
-    }
-}
-
-fn relay(targets: &str, publisher: FakePublisher) -> Relay<FakePublisher> {
-    let config = RelayConfig::from_lookup(|k| (k == "RELAY_TARGETS").then(|| targets.to_owned())).unwrap();
-    Relay::new(Arc::new(config), publisher)
-}
-
 fn info(trace_id: Option<&str>) -> InvocationInfo {
-    InvocationInfo {
-        request_id: "req-hostile".into(),
-        trace_id: trace_id.map(str::to_owned),
-        deadline_ms: 0,
-    }
+    invocation("req-hostile", trace_id)
 }
 
 fn s3_record(key: &str) -> Value {
-    json!({
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-11-25T12:00:00.000Z", "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:X"}, "requestParameters": {"sourceIPAddress": "1.2.3.4"},
-        "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
-            "bucket": {"name": "bucket", "arn": "arn:aws:s3:::bucket"},
-            "object": {"key": key, "size": 1, "sequencer": "0062E99A88DC4074A1"}}
-    })
+    support::payloads::s3_record(key, "0062E99A88DC4074A1")
 }
 
 fn notification(records: Vec<Value>) -> String {
@@ -206,17 +152,6 @@ fn sqs_with_traceparent(id: &str, key: &str, traceparent: &str) -> Value {
         json!({"ApproximateReceiveCount": "1"}),
         json!({"traceparent": {"stringValue": traceparent, "dataType": "String"}}),
     )
-}
-
-fn failed_ids(response: &RelayResponse) -> Vec<String> {
-    match response {
-        RelayResponse::Sqs(r) => r
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect(),
-        other => panic!("expected an SQS batch response, got {other:?}"),
-    }
 }
 
 /// A byte that must never appear in a header or attribute the relay writes.

@@ -2,8 +2,9 @@
 //! header, and what Lambda is told when entries or calls fail (CONTRACT §4–6). The wire itself is
 //! checked against moto in `relay_moto.rs`.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use s3_trace_relay::config::{Destination, RelayConfig};
@@ -11,89 +12,18 @@ use s3_trace_relay::plan::Batch;
 use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Failure, Publisher};
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use s3_trace_relay::{InvocationInfo, Relay};
-
-const INVOCATION_TRACE: &str =
-    "Root=1-6745a1b2-aaaaaaaaaaaaaaaaaaaaaaaa;Parent=1111111111111111;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
-const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/out";
-const FIFO_QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/out.fifo";
-
-/// What the fake service answers to the next calls, in order; `Ok` entries default to delivered.
-type Script = VecDeque<Result<Vec<EntryOutcome>, CallError>>;
-
-#[derive(Clone, Default)]
-struct FakePublisher {
-    sent: Arc<Mutex<Vec<(String, Batch)>>>,
-    script: Arc<Mutex<Script>>,
-    delay: Option<Duration>,
-}
-
-impl FakePublisher {
-    fn answering(script: Vec<Result<Vec<EntryOutcome>, CallError>>) -> Self {
-        FakePublisher {
-            script: Arc::new(Mutex::new(script.into())),
-            ..Self::default()
-        }
-    }
-
-    fn sent(&self) -> Vec<(String, Batch)> {
-        self.sent.lock().unwrap().clone()
-    }
-
-    fn sent_keys(&self) -> Vec<Vec<String>> {
-        self.sent()
-            .iter()
-            .map(|(_, b)| b.messages.iter().map(|m| m.notification.key.clone()).collect())
-            .collect()
-    }
-}
-
-impl Publisher for FakePublisher {
-    async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
-        self.sent.lock().unwrap().push((destination.to_string(), batch.clone()));
-        if let Some(d) = self.delay {
-            tokio::time::sleep(d).await;
-        }
-        let next = self.script.lock().unwrap().pop_front();
-        match next {
-            Some(Ok(mut outcomes)) => {
-                outcomes.resize(batch.messages.len(), EntryOutcome::Delivered);
-                Ok(CallReport::new(outcomes))
-            }
-            Some(Err(e)) => Err(e),
-            None => Ok(CallReport::new(vec![EntryOutcome::Delivered; batch.messages.len()])),
-        }
-    }
-}
-
-fn relay(targets: &str, publisher: FakePublisher) -> Relay<FakePublisher> {
-    let config = RelayConfig::from_lookup(|k| (k == "RELAY_TARGETS").then(|| targets.to_owned())).unwrap();
-    Relay::new(Arc::new(config), publisher)
-}
+use support::fake_publisher::{FakePublisher, failed_ids, relay};
+use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation, s3_record};
 
 fn info() -> InvocationInfo {
-    InvocationInfo {
-        request_id: "req-1".into(),
-        trace_id: Some(INVOCATION_TRACE.into()),
-        deadline_ms: 0,
-    }
-}
-
-fn s3_record(key: &str, event: &str, sequencer: &str) -> serde_json::Value {
-    serde_json::json!({
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-11-25T12:00:00.000Z", "eventName": event,
-        "userIdentity": {"principalId": "AWS:X"}, "requestParameters": {"sourceIPAddress": "1.2.3.4"},
-        "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
-            "bucket": {"name": "bucket", "arn": "arn:aws:s3:::bucket"},
-            "object": {"key": key, "size": 1, "sequencer": sequencer}}
-    })
+    invocation("req-1", Some(INVOCATION_TRACE))
 }
 
 fn direct(keys: &[&str]) -> String {
     let records: Vec<_> = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| s3_record(k, "ObjectCreated:Put", &format!("{i:018}")))
+        .map(|(i, k)| s3_record(k, &format!("{i:018}")))
         .collect();
     serde_json::json!({ "Records": records }).to_string()
 }
@@ -111,19 +41,12 @@ fn sqs(arn: &str, messages: &[(&str, &str, Option<&str>, Option<&str>)]) -> Stri
             if let Some(t) = trace {
                 attributes["AWSTraceHeader"] = (*t).into();
             }
-            let body = serde_json::json!({"Records": [s3_record(key, "ObjectCreated:Put", &format!("{i:018}"))]});
+            let body = serde_json::json!({"Records": [s3_record(key, &format!("{i:018}"))]});
             serde_json::json!({"messageId": id, "body": body.to_string(), "attributes": attributes,
                 "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": arn})
         })
         .collect();
     serde_json::json!({ "Records": records }).to_string()
-}
-
-fn failed_ids(response: RelayResponse) -> Vec<String> {
-    match response {
-        RelayResponse::Sqs(r) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
-        other => panic!("expected an SQS batch response, got {other:?}"),
-    }
 }
 
 fn entry_failure(sender_fault: bool) -> EntryOutcome {
@@ -223,7 +146,7 @@ async fn sqs_records_keep_their_own_trace_and_fall_back_to_the_invocation() {
         .handle(include_str!("../events/sqs-batch-mixed-trace.json"), &info())
         .await
         .unwrap();
-    assert!(failed_ids(response).is_empty());
+    assert!(failed_ids(&response).is_empty());
     let headers: Vec<String> = publisher.sent()[0]
         .1
         .messages
@@ -265,7 +188,7 @@ async fn sender_fault_entry_is_reported_without_retry() {
         ],
     );
     let response = relay(QUEUE, publisher.clone()).handle(&event, &info()).await.unwrap();
-    assert_eq!(failed_ids(response), vec!["m2"]);
+    assert_eq!(failed_ids(&response), vec!["m2"]);
     assert_eq!(publisher.sent().len(), 1);
 }
 
@@ -277,7 +200,7 @@ async fn transient_entry_failure_is_resent_alone_and_succeeds() {
         &[("m1", "a", None, None), ("m2", "b", None, None)],
     );
     let response = relay(QUEUE, publisher.clone()).handle(&event, &info()).await.unwrap();
-    assert!(failed_ids(response).is_empty());
+    assert!(failed_ids(&response).is_empty());
     assert_eq!(publisher.sent_keys(), vec![vec!["a", "b"], vec!["b"]]);
 }
 
@@ -289,7 +212,7 @@ async fn failed_call_reports_every_record_in_it() {
         &[("m1", "a", None, None), ("m2", "b", None, None)],
     );
     let response = relay(QUEUE, publisher).handle(&event, &info()).await.unwrap();
-    assert_eq!(failed_ids(response), vec!["m1", "m2"]);
+    assert_eq!(failed_ids(&response), vec!["m1", "m2"]);
 }
 
 #[tokio::test]
@@ -326,7 +249,7 @@ async fn undecodable_sqs_record_fails_only_itself() {
         .handle(&event.to_string(), &info())
         .await
         .unwrap();
-    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert_eq!(failed_ids(&response), vec!["m1"]);
     assert_eq!(publisher.sent_keys(), vec![vec!["b"]]);
 }
 
@@ -350,7 +273,7 @@ async fn fifo_source_reports_the_rest_of_a_group_after_a_failure() {
         .handle(&event.to_string(), &info())
         .await
         .unwrap();
-    assert_eq!(failed_ids(response), vec!["m2", "m3"]);
+    assert_eq!(failed_ids(&response), vec!["m2", "m3"]);
     assert_eq!(publisher.sent_keys(), vec![vec!["a", "d"]]);
 }
 
@@ -370,7 +293,7 @@ async fn fifo_source_never_sends_a_message_before_the_earlier_ones_of_its_group_
     );
     let publisher = FakePublisher::answering(vec![Ok(vec![entry_failure(true), EntryOutcome::Delivered])]);
     let response = relay(QUEUE, publisher.clone()).handle(&event, &info()).await.unwrap();
-    assert_eq!(failed_ids(response), vec!["m1", "m2"]);
+    assert_eq!(failed_ids(&response), vec!["m1", "m2"]);
     assert_eq!(publisher.sent_keys(), vec![vec!["a", "c"], vec!["d"]]);
 }
 
@@ -410,7 +333,7 @@ async fn nothing_is_started_past_the_deadline_margin() {
     info.deadline_ms = now_ms + 300; // less than the default 500 ms margin
     let event = sqs("arn:aws:sqs:us-east-1:123456789012:src", &[("m1", "a", None, None)]);
     let response = relay(QUEUE, publisher.clone()).handle(&event, &info).await.unwrap();
-    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert_eq!(failed_ids(&response), vec!["m1"]);
     assert!(publisher.sent().is_empty());
 }
 
@@ -426,7 +349,7 @@ async fn a_call_still_running_at_the_margin_is_reported_failed_in_time() {
     let event = sqs("arn:aws:sqs:us-east-1:123456789012:src", &[("m1", "a", None, None)]);
     let started = std::time::Instant::now();
     let response = relay(QUEUE, publisher).handle(&event, &info).await.unwrap();
-    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert_eq!(failed_ids(&response), vec!["m1"]);
     assert!(
         started.elapsed() < Duration::from_millis(1_400),
         "answered before the deadline"
@@ -449,7 +372,7 @@ async fn oversized_record_fails_alone() {
         .handle(&event.to_string(), &info())
         .await
         .unwrap();
-    assert_eq!(failed_ids(response), vec!["m1"]);
+    assert_eq!(failed_ids(&response), vec!["m1"]);
     assert_eq!(publisher.sent_keys(), vec![vec!["small"]]);
 }
 
@@ -533,7 +456,7 @@ async fn fifo_source_keeps_an_objects_events_in_order_across_groups() {
         .handle(&event, &info())
         .await
         .unwrap();
-    assert!(failed_ids(response).is_empty());
+    assert!(failed_ids(&response).is_empty());
     let order: Vec<usize> = publisher
         .sent()
         .iter()

@@ -1,12 +1,15 @@
 //! Shared harness for the integration tests: a Lambda Runtime API stand-in that drives the real
-//! `s3-trace-relay` binary, and a process-wide moto server standing in for SQS and SNS.
+//! `s3-trace-relay` binary, a process-wide moto server standing in for SQS and SNS, and an
+//! in-memory publisher with payload builders for driving the relay core in-process.
 //!
 //! Each test binary declares `mod support;` and uses only part of it, hence the blanket allow.
 #![allow(dead_code)]
 
+pub mod fake_publisher;
 pub mod fault_proxy;
 pub mod http;
 pub mod moto;
+pub mod payloads;
 pub mod runtime_api;
 
 use std::path::{Path, PathBuf};
