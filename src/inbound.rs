@@ -24,6 +24,8 @@ use serde_json::value::RawValue;
 
 use crate::trace::TraceHeader;
 
+mod sqs_stream;
+
 /// Name of the SQS system attribute that carries the producer's X-Ray header.
 pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 /// Name of the message attribute that carries a W3C trace context.
@@ -46,7 +48,7 @@ pub enum Source {
 }
 
 /// A decoded invocation.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Inbound {
     /// The kind of invocation.
     pub source: Source,
@@ -55,7 +57,7 @@ pub struct Inbound {
 }
 
 /// The smallest thing Lambda can retry: one SQS message, or one record of a direct invocation.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Unit {
     /// The SQS `messageId`, for `batchItemFailures`; `None` for other sources.
     pub message_id: Option<String>,
@@ -79,7 +81,7 @@ pub enum Carrier {
 }
 
 /// The payload of a unit.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Content {
     /// S3 notifications to relay (an S3 notification may hold several records); shared, not copied,
     /// by the messages of every target they route to.
@@ -166,6 +168,17 @@ pub enum DecodeError {
 /// `Err` only when the payload is not an event at all; problems with single records come back as
 /// units whose `content` is `Err`.
 pub fn decode(payload: &str) -> Result<Inbound, DecodeError> {
+    if let Some(inbound) = sqs_stream::decode(payload) {
+        return Ok(inbound);
+    }
+    decode_record_by_record(payload)
+}
+
+/// The general decoder: captures each record's text first, so that a record that cannot be read
+/// fails alone. [`decode`] gives the same answer, faster, for well-formed SQS events; this entry
+/// point exists so that tests and the fuzzer can check that it does.
+#[doc(hidden)]
+pub fn decode_record_by_record(payload: &str) -> Result<Inbound, DecodeError> {
     let probe: Probe = serde_json::from_str(payload).map_err(json_error)?;
     require_object(payload)?;
     if let Some(records) = probe.records {
@@ -260,14 +273,23 @@ fn decode_records(records: &[&RawValue]) -> Result<Inbound, DecodeError> {
         return Err(DecodeError::UnknownShape("Records is empty".into()));
     };
     let source = match record_source(first).as_deref() {
-        Some("aws:sqs") => Source::Sqs {
+        Some(SQS_EVENT_SOURCE) => Source::Sqs {
             fifo: serde_json::from_str::<SqsArnProbe>(first.get())
                 .ok()
                 .and_then(|p| p.event_source_arn)
                 .is_some_and(|arn| arn.ends_with(".fifo")),
         },
         Some("aws:sns") => Source::Sns,
-        _ => Source::S3,
+        Some(_) => Source::S3,
+        // The probe also reads `EventSource` (SNS spells it so) and fails on a record that has
+        // both spellings, which types as an SQS message all the same: decide as the one-pass SQS
+        // decoder does, so both agree.
+        None => match serde_json::from_str::<SqsMessage>(first.get()) {
+            Ok(message) if message.event_source.as_deref() == Some(SQS_EVENT_SOURCE) => Source::Sqs {
+                fifo: is_fifo(&message),
+            },
+            _ => Source::S3,
+        },
     };
     let mut units = Vec::with_capacity(records.len());
     for (index, raw) in records.iter().enumerate() {
@@ -326,7 +348,9 @@ fn record_source(raw: &RawValue) -> Option<String> {
 }
 
 fn decode_sqs_record(index: usize, raw: &RawValue) -> Result<Unit, DecodeError> {
-    let message = match typed_record(index, raw, "aws:sqs", "SQS", |m: &SqsMessage| m.event_source.as_deref()) {
+    let message = match typed_record(index, raw, SQS_EVENT_SOURCE, "SQS", |m: &SqsMessage| {
+        m.event_source.as_deref()
+    }) {
         Ok(m) => m,
         Err(malformed @ DecodeError::MalformedRecord { .. }) => {
             // Without a messageId the failure cannot be reported per item: fail the invocation.
@@ -343,6 +367,22 @@ fn decode_sqs_record(index: usize, raw: &RawValue) -> Result<Unit, DecodeError> 
         }
         Err(other) => return Ok(unit(Err(other))),
     };
+    sqs_unit(index, &message)
+}
+
+/// `eventSource` of the records of an SQS event.
+const SQS_EVENT_SOURCE: &str = "aws:sqs";
+
+/// Whether an SQS message comes from a FIFO queue (its `eventSourceARN` names a `.fifo` queue).
+fn is_fifo(message: &SqsMessage) -> bool {
+    message
+        .event_source_arn
+        .as_deref()
+        .is_some_and(|arn| arn.ends_with(".fifo"))
+}
+
+/// The retry unit of one typed SQS message: its body decoded, its trace carrier read.
+fn sqs_unit(index: usize, message: &SqsMessage) -> Result<Unit, DecodeError> {
     let message_id = message
         .message_id
         .clone()
@@ -354,7 +394,7 @@ fn decode_sqs_record(index: usize, raw: &RawValue) -> Result<Unit, DecodeError> 
     Ok(Unit {
         message_id: Some(message_id),
         group_id: message.attributes.get("MessageGroupId").cloned(),
-        carrier: sqs_carrier(&message),
+        carrier: sqs_carrier(message),
         content,
     })
 }

@@ -7,7 +7,8 @@
 //! rebuild the SQS envelope). The invocation trace header is picked by the input's length: valid,
 //! absent, or a header-injection attempt.
 //!
-//! Never panics, and whatever plan comes out keeps CONTRACT §4–5: at most 10 entries and the
+//! Never panics, `decode` (with its one-pass SQS path) answers as the general record-by-record
+//! decoder does, and whatever plan comes out keeps CONTRACT §4–5: at most 10 entries and the
 //! byte limit per batch, SNS batches share one trace context, FIFO targets get valid ids and keep
 //! the record order, filters hold, outbound trace headers are canonical (nothing from the input is
 //! copied into them), and every body is JSON.
@@ -18,7 +19,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use s3_trace_relay::config::{Destination, Target, parse_targets};
-use s3_trace_relay::inbound::decode;
+use s3_trace_relay::inbound::{decode, decode_record_by_record};
 use s3_trace_relay::plan::{Batch, max_batch_bytes};
 use s3_trace_relay::relay::prepare;
 use serde::de::IgnoredAny;
@@ -83,6 +84,12 @@ fn is_fifo_id(s: &str) -> bool {
 
 fn check(payload: &str, invocation_trace: Option<&str>) {
     let decoded = decode(payload);
+    // The one-pass SQS decoder is only a faster route to the general decoder's answer.
+    assert_eq!(
+        decoded,
+        decode_record_by_record(payload),
+        "one-pass and general decoders disagree"
+    );
     if let Err(e) = &decoded {
         let _ = e.to_string();
     }
