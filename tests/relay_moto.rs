@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::fixture;
 use support::moto::{Moto, Received, moto};
+use support::payloads::s3_record;
 use support::runtime_api::{Invocation, Outcome, RelayProcess, RuntimeApi};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -57,17 +58,6 @@ fn header_field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     header
         .split(';')
         .find_map(|part| part.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-}
-
-fn s3_record(key: &str, sequencer: &str) -> Value {
-    json!({
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-11-25T12:00:00.000Z", "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:X"}, "requestParameters": {"sourceIPAddress": "1.2.3.4"},
-        "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
-            "bucket": {"name": "bucket", "arn": "arn:aws:s3:::bucket"},
-            "object": {"key": key, "size": 1, "sequencer": sequencer}}
-    })
 }
 
 fn sqs_event(messages: &[(&str, Value)]) -> Value {

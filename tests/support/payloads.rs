@@ -1,5 +1,5 @@
-//! Invocation payloads and context for the in-process relay tests (`relay_core.rs`,
-//! `hostile_inputs.rs`).
+//! Invocation payloads and context for the relay tests (`relay_core.rs`, `hostile_inputs.rs`,
+//! `relay_moto.rs`).
 
 use s3_trace_relay::InvocationInfo;
 use serde_json::{Value, json};
