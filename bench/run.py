@@ -552,6 +552,17 @@ def report(res: dict) -> str:
         "—",
         None,
     )
+    seq = res.get("rust_big_sequential")
+    if seq:
+        row(
+            "6 MiB SQS batch: invocation latency, Rust with RELAY_MAX_IN_FLIGHT=1 "
+            "(diagnostic: moto is one Python process; concurrent calls contend for its interpreter lock)",
+            fmt_ms(seq["latency_s"]),
+            fmt_ms(b_p["latency_s"]) if b_p else "n/a",
+            ratio(seq["latency_s"], b_p["latency_s"] if b_p else None),
+            "—",
+            None,
+        )
     cases = (
         ("direct", "direct S3 event (1 record)"),
         ("sqs_10", "10-record SQS batch"),
@@ -647,6 +658,11 @@ def main() -> int:
         for s in sides:
             log(f"{s.kind}: 6 MiB SQS batch ({n_big} records)")
             res[s.kind]["big"] = big_batch(s, moto, big, n_big, 3)
+        # Diagnostic: moto is one Python process, so concurrent calls queue on its interpreter lock;
+        # one call at a time (as the Python peer makes them) shows what the stand-in itself costs.
+        log("rust: 6 MiB SQS batch, RELAY_MAX_IN_FLIGHT=1 (diagnostic)")
+        sequential = Side("rust_sequential", rust.argv, REPO, {"RELAY_MAX_IN_FLIGHT": "1"})
+        res["rust_big_sequential"] = big_batch(sequential, moto, big, n_big, 3)
         for s in sides:
             log(f"{s.kind}: call efficiency")
             res[s.kind]["calls"] = call_efficiency(s, moto)
