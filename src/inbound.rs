@@ -10,7 +10,8 @@
 //! Records are forwarded as received: each record's JSON text is kept byte for byte
 //! ([`serde_json::value::RawValue`]) and typed through `aws_lambda_events` only to read what routing
 //! needs. S3 keys in notifications are URL-encoded with `+` for space; filters and FIFO ids use the
-//! decoded key.
+//! decoded key. Well-formed SQS events, the busiest input, take a one-pass path
+//! (`src/inbound/sqs_stream.rs`) that gives the same answer without capturing each message's text first.
 
 use std::borrow::Cow;
 use std::sync::Arc;
