@@ -84,6 +84,28 @@ impl Destination {
         }
     }
 
+    /// The region the queue or topic lives in: from a topic ARN, or from an AWS queue URL
+    /// (`https://sqs.<region>.amazonaws.com[.cn]/…`, which queue ARNs are turned into). `None` for
+    /// other endpoints (local stand-ins, custom domains), which are called with the function's region.
+    ///
+    /// SQS and SNS serve a queue or topic only in its own region: a request signed for another one
+    /// gets `NonExistentQueue` / `NotFound`, so each target must be called through a client of its region.
+    pub fn region(&self) -> Option<&str> {
+        let region = match self {
+            Destination::Sns { topic_arn, .. } => topic_arn.split(':').nth(3)?,
+            Destination::Sqs { queue_url, .. } => {
+                let host = queue_url.split_once("://")?.1.split('/').next()?;
+                let rest = host.strip_prefix("sqs.")?;
+                let (region, domain) = rest.split_once('.')?;
+                if !matches!(domain, "amazonaws.com" | "amazonaws.com.cn") {
+                    return None;
+                }
+                region
+            }
+        };
+        (!region.is_empty()).then_some(region)
+    }
+
     /// The queue URL or topic ARN, for logs and errors.
     pub fn address(&self) -> &str {
         match self {
@@ -390,6 +412,40 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> Result<RelayConfig, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         RelayConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn region_of(target: &str) -> Option<String> {
+        parse_targets(target).unwrap()[0]
+            .destination
+            .region()
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn destinations_know_their_region() {
+        assert_eq!(
+            region_of("arn:aws:sns:eu-west-1:123456789012:t").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region_of("arn:aws:sqs:ap-south-2:123456789012:q").as_deref(),
+            Some("ap-south-2")
+        );
+        assert_eq!(
+            region_of("arn:aws-cn:sqs:cn-north-1:123456789012:q").as_deref(),
+            Some("cn-north-1")
+        );
+        assert_eq!(
+            region_of("https://sqs.us-west-2.amazonaws.com/123456789012/q").as_deref(),
+            Some("us-west-2")
+        );
+    }
+
+    #[test]
+    fn other_endpoints_have_no_region_of_their_own() {
+        assert_eq!(region_of("http://127.0.0.1:5000/123456789012/q"), None);
+        assert_eq!(region_of("https://queue.amazonaws.com/123456789012/q"), None);
+        assert_eq!(region_of("https://sqs.example.com/123456789012/q"), None);
     }
 
     #[test]

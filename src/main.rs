@@ -23,7 +23,8 @@ async fn main() -> Result<(), Error> {
         namespace: config.metrics_namespace.clone(),
         function_name: function_name.clone(),
     };
-    let mut relay = Relay::new(config, AwsPublisher::new(&sdk_config)).with_metrics(metrics);
+    let publisher = AwsPublisher::new(&sdk_config, config.targets.iter().map(|t| &t.destination));
+    let mut relay = Relay::new(config, publisher).with_metrics(metrics);
     if let Ok(address) = std::env::var(AWS_XRAY_DAEMON_ADDRESS) {
         match UdpSink::new(&address) {
             Ok(sink) => {

@@ -144,25 +144,75 @@ pub async fn load_sdk_config(attempt_timeout: Duration) -> aws_config::SdkConfig
 pub struct AwsPublisher {
     sqs: aws_sdk_sqs::Client,
     sns: aws_sdk_sns::Client,
+    /// Clients for targets outside the function's region, one pair per region (few; searched).
+    regional: Vec<RegionalClients>,
+}
+
+#[derive(Debug, Clone)]
+struct RegionalClients {
+    region: String,
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
 }
 
 impl AwsPublisher {
-    /// Builds both clients from one loaded SDK configuration.
-    pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+    /// Builds the clients from one loaded SDK configuration: a pair for the function's region and
+    /// one more pair per other region a destination lives in ([`Destination::region`]), sharing
+    /// the configuration's credentials, HTTP client, retry and timeout settings.
+    pub fn new<'a>(
+        sdk_config: &aws_config::SdkConfig,
+        destinations: impl IntoIterator<Item = &'a Destination>,
+    ) -> Self {
+        let home = sdk_config.region().map(|r| r.as_ref());
+        let mut regional: Vec<RegionalClients> = Vec::new();
+        for region in destinations.into_iter().filter_map(Destination::region) {
+            if Some(region) == home || regional.iter().any(|c| c.region == region) {
+                continue;
+            }
+            let pinned = aws_config::Region::new(region.to_owned());
+            regional.push(RegionalClients {
+                region: region.to_owned(),
+                sqs: aws_sdk_sqs::Client::from_conf(
+                    aws_sdk_sqs::config::Builder::from(sdk_config)
+                        .region(pinned.clone())
+                        .build(),
+                ),
+                sns: aws_sdk_sns::Client::from_conf(
+                    aws_sdk_sns::config::Builder::from(sdk_config).region(pinned).build(),
+                ),
+            });
+        }
         AwsPublisher {
             sqs: aws_sdk_sqs::Client::new(sdk_config),
             sns: aws_sdk_sns::Client::new(sdk_config),
+            regional,
         }
     }
 
     /// Builds the publisher from existing clients (tests point them at local endpoints).
     pub fn from_clients(sqs: aws_sdk_sqs::Client, sns: aws_sdk_sns::Client) -> Self {
-        AwsPublisher { sqs, sns }
+        AwsPublisher {
+            sqs,
+            sns,
+            regional: Vec::new(),
+        }
     }
 
-    async fn send_sqs(&self, queue_url: &str, fifo: bool, batch: &Batch) -> Result<CallReport, CallError> {
+    fn regional(&self, destination: &Destination) -> Option<&RegionalClients> {
+        let region = destination.region()?;
+        self.regional.iter().find(|c| c.region == region)
+    }
+
+    async fn send_sqs(
+        &self,
+        destination: &Destination,
+        queue_url: &str,
+        fifo: bool,
+        batch: &Batch,
+    ) -> Result<CallReport, CallError> {
         let fail = |code: &str, message: String| call_error("SendMessageBatch", queue_url, code, message, false);
-        let mut request = self.sqs.send_message_batch().queue_url(queue_url);
+        let client = self.regional(destination).map_or(&self.sqs, |c| &c.sqs);
+        let mut request = client.send_message_batch().queue_url(queue_url);
         for (i, m) in batch.messages.iter().enumerate() {
             let mut entry = SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
@@ -209,9 +259,16 @@ impl AwsPublisher {
         })
     }
 
-    async fn send_sns(&self, topic_arn: &str, fifo: bool, batch: &Batch) -> Result<CallReport, CallError> {
+    async fn send_sns(
+        &self,
+        destination: &Destination,
+        topic_arn: &str,
+        fifo: bool,
+        batch: &Batch,
+    ) -> Result<CallReport, CallError> {
         let fail = |code: &str, message: String| call_error("PublishBatch", topic_arn, code, message, false);
-        let mut request = self.sns.publish_batch().topic_arn(topic_arn);
+        let client = self.regional(destination).map_or(&self.sns, |c| &c.sns);
+        let mut request = client.publish_batch().topic_arn(topic_arn);
         for (i, m) in batch.messages.iter().enumerate() {
             let mut entry = PublishBatchRequestEntry::builder()
                 .id(i.to_string())
@@ -261,8 +318,8 @@ impl AwsPublisher {
 impl Publisher for AwsPublisher {
     async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
         match destination {
-            Destination::Sqs { queue_url, fifo } => self.send_sqs(queue_url, *fifo, batch).await,
-            Destination::Sns { topic_arn, fifo } => self.send_sns(topic_arn, *fifo, batch).await,
+            Destination::Sqs { queue_url, fifo } => self.send_sqs(destination, queue_url, *fifo, batch).await,
+            Destination::Sns { topic_arn, fifo } => self.send_sns(destination, topic_arn, *fifo, batch).await,
         }
     }
 }

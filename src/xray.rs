@@ -206,7 +206,7 @@ impl InvocationRecording {
                 end_time: end,
                 aws: AwsFacts {
                     operation: facts.operation,
-                    region: &self.recorder.region,
+                    region: destination.region().unwrap_or(&self.recorder.region),
                     request_id: facts.request_id.as_deref(),
                     queue_url,
                     topic_arn,

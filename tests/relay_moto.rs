@@ -130,6 +130,28 @@ async fn direct_event_reaches_a_queue_and_a_topic_subscriber_with_the_trace_head
 }
 
 #[tokio::test]
+async fn targets_in_another_region_are_called_in_their_own_region() {
+    // The relay runs in HOME_REGION; the queue and topic live in eu-west-1, where a request signed
+    // for HOME_REGION finds neither (moto answers NonExistentQueue / NotFound, as AWS does).
+    let moto = moto().await;
+    let far = moto.in_region("eu-west-1");
+    let queue = far.create_queue("far-out").await;
+    let topic = far.create_topic("far-topic").await;
+    let via_sns = far.create_queue("far-via-sns").await;
+    far.subscribe_queue(&topic, &via_sns, true).await;
+    let relay = Relay::start(&moto, &format!("arn:aws:sqs:eu-west-1:123456789012:far-out,{topic}")).await;
+
+    let response = relay.invoke_fixture("s3-put.json").await.expect_response();
+    assert_eq!(response["relayed"], 2, "{response}");
+    for url in [&queue, &via_sns] {
+        let received = far.receive_all(url).await;
+        assert_eq!(received.len(), 1, "{url}");
+        let header = received[0].aws_trace_header.as_deref().unwrap_or_default();
+        assert_eq!(header_field(header, "Root"), Some(INVOCATION_ROOT), "{url}");
+    }
+}
+
+#[tokio::test]
 async fn sqs_batch_records_keep_their_own_trace_and_sns_calls_are_split_per_context() {
     let moto = moto().await;
     let queue = moto.create_queue("mixed-out").await;

@@ -261,136 +261,47 @@ impl Moto {
         }
     }
 
-    /// An SQS client for this server: us-east-1, static credentials `testing`.
+    /// This server as seen from `region`: its clients sign for that region and, as on AWS, see
+    /// only the queues and topics created there. The methods below are [`HOME_REGION`]'s.
+    pub fn in_region<'a>(&'a self, region: &'a str) -> Regional<'a> {
+        Regional { moto: self, region }
+    }
+
+    /// [`Regional::sqs`] in [`HOME_REGION`].
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
-        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_sqs::Client::from_conf(config)
+        self.in_region(HOME_REGION).sqs()
     }
 
-    /// An SNS client for this server: us-east-1, static credentials `testing`.
+    /// [`Regional::sns`] in [`HOME_REGION`].
     pub fn sns(&self) -> aws_sdk_sns::Client {
-        use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_sns::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_sns::Client::from_conf(config)
+        self.in_region(HOME_REGION).sns()
     }
 
-    /// Creates a queue and returns its URL (`http://127.0.0.1:<port>/123456789012/<name>`). A name
-    /// ending in `.fifo` makes a FIFO queue without content-based deduplication.
+    /// [`Regional::create_queue`] in [`HOME_REGION`].
     pub async fn create_queue(&self, name: &str) -> String {
-        let mut req = self.sqs().create_queue().queue_name(name);
-        if name.ends_with(".fifo") {
-            req = req
-                .attributes(QueueAttributeName::FifoQueue, "true")
-                .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
-        }
-        match req.send().await {
-            Ok(out) => out
-                .queue_url()
-                .unwrap_or_else(|| self.fail("CreateQueue", "no QueueUrl"))
-                .to_owned(),
-            Err(e) => self.fail(&format!("CreateQueue {name}"), e),
-        }
+        self.in_region(HOME_REGION).create_queue(name).await
     }
 
-    /// The queue's ARN (`arn:aws:sqs:us-east-1:123456789012:<name>`).
+    /// [`Regional::queue_arn`] in [`HOME_REGION`].
     pub async fn queue_arn(&self, queue_url: &str) -> String {
-        let out = self
-            .sqs()
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap_or_else(|e| self.fail(&format!("GetQueueAttributes {queue_url}"), e));
-        out.attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap_or_else(|| self.fail("GetQueueAttributes", "no QueueArn"))
+        self.in_region(HOME_REGION).queue_arn(queue_url).await
     }
 
-    /// Creates a topic and returns its ARN. A name ending in `.fifo` makes a FIFO topic without
-    /// content-based deduplication.
+    /// [`Regional::create_topic`] in [`HOME_REGION`].
     pub async fn create_topic(&self, name: &str) -> String {
-        let mut req = self.sns().create_topic().name(name);
-        if name.ends_with(".fifo") {
-            req = req
-                .attributes("FifoTopic", "true")
-                .attributes("ContentBasedDeduplication", "false");
-        }
-        match req.send().await {
-            Ok(out) => out
-                .topic_arn()
-                .unwrap_or_else(|| self.fail("CreateTopic", "no TopicArn"))
-                .to_owned(),
-            Err(e) => self.fail(&format!("CreateTopic {name}"), e),
-        }
+        self.in_region(HOME_REGION).create_topic(name).await
     }
 
-    /// Subscribes a queue to a topic (`RawMessageDelivery` = `raw`).
+    /// [`Regional::subscribe_queue`] in [`HOME_REGION`].
     pub async fn subscribe_queue(&self, topic_arn: &str, queue_url: &str, raw: bool) {
-        let queue_arn = self.queue_arn(queue_url).await;
-        let mut req = self
-            .sns()
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(&queue_arn)
-            .return_subscription_arn(true);
-        if raw {
-            req = req.attributes("RawMessageDelivery", "true");
-        }
-        if let Err(e) = req.send().await {
-            self.fail(&format!("Subscribe {queue_arn} to {topic_arn}"), e);
-        }
+        self.in_region(HOME_REGION)
+            .subscribe_queue(topic_arn, queue_url, raw)
+            .await
     }
 
-    /// Drains a queue: ReceiveMessage (10 at a time, no wait, all attributes) until two empty
-    /// answers in a row, deleting what it received. Order is moto's delivery order.
+    /// [`Regional::receive_all`] in [`HOME_REGION`].
     pub async fn receive_all(&self, queue_url: &str) -> Vec<Received> {
-        let sqs = self.sqs();
-        let mut all = Vec::new();
-        let mut empty = 0;
-        while empty < 2 {
-            let out = sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .unwrap_or_else(|e| self.fail(&format!("ReceiveMessage {queue_url}"), e));
-            let messages = out.messages();
-            if messages.is_empty() {
-                empty += 1;
-                continue;
-            }
-            empty = 0;
-            for m in messages {
-                if let Some(handle) = m.receipt_handle() {
-                    sqs.delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .unwrap_or_else(|e| self.fail(&format!("DeleteMessage {queue_url}"), e));
-                }
-                all.push(to_received(m));
-            }
-        }
-        all
+        self.in_region(HOME_REGION).receive_all(queue_url).await
     }
 
     /// Every SQS/SNS request served since the last reset, in order.
@@ -414,6 +325,159 @@ impl Moto {
             .collect()
     }
 
+    /// [`Regional::send_message`] in [`HOME_REGION`].
+    pub async fn send_message(&self, queue_url: &str, body: &str) -> String {
+        self.in_region(HOME_REGION).send_message(queue_url, body).await
+    }
+
+    /// [`Regional::publish`] in [`HOME_REGION`].
+    pub async fn publish(&self, topic_arn: &str, message: &str) -> String {
+        self.in_region(HOME_REGION).publish(topic_arn, message).await
+    }
+}
+
+/// The region the relay under test runs in (the Runtime API stand-in's `AWS_REGION`).
+pub const HOME_REGION: &str = "us-east-1";
+
+/// [`Moto`] seen from one region; see [`Moto::in_region`].
+pub struct Regional<'a> {
+    moto: &'a Moto,
+    region: &'a str,
+}
+
+impl Regional<'_> {
+    /// An SQS client for this server, signing for this region, static credentials `testing`.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.to_owned()))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .endpoint_url(&self.moto.endpoint)
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    /// An SNS client for this server, signing for this region, static credentials `testing`.
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.to_owned()))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .endpoint_url(&self.moto.endpoint)
+            .build();
+        aws_sdk_sns::Client::from_conf(config)
+    }
+
+    /// Creates a queue in this region and returns its URL (`http://127.0.0.1:<port>/123456789012/<name>`). A name
+    /// ending in `.fifo` makes a FIFO queue without content-based deduplication.
+    pub async fn create_queue(&self, name: &str) -> String {
+        let mut req = self.sqs().create_queue().queue_name(name);
+        if name.ends_with(".fifo") {
+            req = req
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
+        }
+        match req.send().await {
+            Ok(out) => out
+                .queue_url()
+                .unwrap_or_else(|| self.moto.fail("CreateQueue", "no QueueUrl"))
+                .to_owned(),
+            Err(e) => self.moto.fail(&format!("CreateQueue {name}"), e),
+        }
+    }
+
+    /// The queue's ARN (`arn:aws:sqs:<region>:123456789012:<name>`).
+    pub async fn queue_arn(&self, queue_url: &str) -> String {
+        let out = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap_or_else(|e| self.moto.fail(&format!("GetQueueAttributes {queue_url}"), e));
+        out.attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_else(|| self.moto.fail("GetQueueAttributes", "no QueueArn"))
+    }
+
+    /// Creates a topic in this region and returns its ARN. A name ending in `.fifo` makes a FIFO topic without
+    /// content-based deduplication.
+    pub async fn create_topic(&self, name: &str) -> String {
+        let mut req = self.sns().create_topic().name(name);
+        if name.ends_with(".fifo") {
+            req = req
+                .attributes("FifoTopic", "true")
+                .attributes("ContentBasedDeduplication", "false");
+        }
+        match req.send().await {
+            Ok(out) => out
+                .topic_arn()
+                .unwrap_or_else(|| self.moto.fail("CreateTopic", "no TopicArn"))
+                .to_owned(),
+            Err(e) => self.moto.fail(&format!("CreateTopic {name}"), e),
+        }
+    }
+
+    /// Subscribes a queue to a topic (`RawMessageDelivery` = `raw`).
+    pub async fn subscribe_queue(&self, topic_arn: &str, queue_url: &str, raw: bool) {
+        let queue_arn = self.queue_arn(queue_url).await;
+        let mut req = self
+            .sns()
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .return_subscription_arn(true);
+        if raw {
+            req = req.attributes("RawMessageDelivery", "true");
+        }
+        if let Err(e) = req.send().await {
+            self.moto.fail(&format!("Subscribe {queue_arn} to {topic_arn}"), e);
+        }
+    }
+
+    /// Drains a queue: ReceiveMessage (10 at a time, no wait, all attributes) until two empty
+    /// answers in a row, deleting what it received. Order is moto's delivery order.
+    pub async fn receive_all(&self, queue_url: &str) -> Vec<Received> {
+        let sqs = self.sqs();
+        let mut all = Vec::new();
+        let mut empty = 0;
+        while empty < 2 {
+            let out = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .unwrap_or_else(|e| self.moto.fail(&format!("ReceiveMessage {queue_url}"), e));
+            let messages = out.messages();
+            if messages.is_empty() {
+                empty += 1;
+                continue;
+            }
+            empty = 0;
+            for m in messages {
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| self.moto.fail(&format!("DeleteMessage {queue_url}"), e));
+                }
+                all.push(to_received(m));
+            }
+        }
+        all
+    }
+
     /// Sends one message with SendMessage (FIFO queues: group `g`, a random deduplication id);
     /// returns its message id. For tests of SQS-triggered paths and of the harness itself.
     pub async fn send_message(&self, queue_url: &str, body: &str) -> String {
@@ -427,7 +491,7 @@ impl Moto {
             .set_message_deduplication_id(fifo.then(|| format!("{:016x}", rand::random::<u64>())))
             .send()
             .await
-            .unwrap_or_else(|e| self.fail(&format!("SendMessage {queue_url}"), e));
+            .unwrap_or_else(|e| self.moto.fail(&format!("SendMessage {queue_url}"), e));
         out.message_id().unwrap_or_default().to_owned()
     }
 
@@ -444,7 +508,7 @@ impl Moto {
             .set_message_deduplication_id(fifo.then(|| format!("{:016x}", rand::random::<u64>())))
             .send()
             .await
-            .unwrap_or_else(|e| self.fail(&format!("Publish {topic_arn}"), e));
+            .unwrap_or_else(|e| self.moto.fail(&format!("Publish {topic_arn}"), e));
         out.message_id().unwrap_or_default().to_owned()
     }
 }
