@@ -204,14 +204,12 @@ impl AwsPublisher {
     }
 
     async fn send_sqs(
-        &self,
-        destination: &Destination,
+        client: &aws_sdk_sqs::Client,
         queue_url: &str,
         fifo: bool,
         batch: &Batch,
     ) -> Result<CallReport, CallError> {
         let fail = |code: &str, message: String| call_error("SendMessageBatch", queue_url, code, message, false);
-        let client = self.regional(destination).map_or(&self.sqs, |c| &c.sqs);
         let mut request = client.send_message_batch().queue_url(queue_url);
         for (i, m) in batch.messages.iter().enumerate() {
             let mut entry = SendMessageBatchRequestEntry::builder()
@@ -260,14 +258,12 @@ impl AwsPublisher {
     }
 
     async fn send_sns(
-        &self,
-        destination: &Destination,
+        client: &aws_sdk_sns::Client,
         topic_arn: &str,
         fifo: bool,
         batch: &Batch,
     ) -> Result<CallReport, CallError> {
         let fail = |code: &str, message: String| call_error("PublishBatch", topic_arn, code, message, false);
-        let client = self.regional(destination).map_or(&self.sns, |c| &c.sns);
         let mut request = client.publish_batch().topic_arn(topic_arn);
         for (i, m) in batch.messages.iter().enumerate() {
             let mut entry = PublishBatchRequestEntry::builder()
@@ -318,8 +314,14 @@ impl AwsPublisher {
 impl Publisher for AwsPublisher {
     async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
         match destination {
-            Destination::Sqs { queue_url, fifo } => self.send_sqs(destination, queue_url, *fifo, batch).await,
-            Destination::Sns { topic_arn, fifo } => self.send_sns(destination, topic_arn, *fifo, batch).await,
+            Destination::Sqs { queue_url, fifo } => {
+                let client = self.regional(destination).map_or(&self.sqs, |c| &c.sqs);
+                Self::send_sqs(client, queue_url, *fifo, batch).await
+            }
+            Destination::Sns { topic_arn, fifo } => {
+                let client = self.regional(destination).map_or(&self.sns, |c| &c.sns);
+                Self::send_sns(client, topic_arn, *fifo, batch).await
+            }
         }
     }
 }
