@@ -18,7 +18,7 @@ use s3_trace_relay::inbound::DecodeError;
 use s3_trace_relay::plan::Batch;
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use serde_json::{Value, json};
-use support::fake_publisher::{FakePublisher, failed_ids, relay};
+use support::fake_publisher::{FakePublisher, assert_undelivered, failed_ids, relay};
 use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation};
 
 // ------------------------------------------------------------------------------------------------
@@ -384,17 +384,7 @@ async fn hundred_thousand_nested_arrays_as_the_records_are_rejected_record_by_re
         .handle(&payload, &info(Some(INVOCATION_TRACE)))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RelayError::Undelivered {
-                failed: 1,
-                units: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_undelivered(&err, 1, 1);
     assert!(err.to_string().contains("eventSource"), "{err}");
     assert!(publisher.sent().is_empty());
 }
@@ -410,17 +400,7 @@ async fn hundred_thousand_nested_arrays_in_a_typed_field_fail_only_that_record()
         .handle(&payload, &info(Some(INVOCATION_TRACE)))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RelayError::Undelivered {
-                failed: 1,
-                units: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_undelivered(&err, 1, 2);
     assert!(err.to_string().contains("invalid type: sequence"), "{err}");
     assert_eq!(publisher.headers_to(QUEUE)[0].0, "ok");
 }
@@ -487,17 +467,7 @@ async fn megabyte_object_key_fails_as_oversized_and_is_not_sent() {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RelayError::Undelivered {
-                failed: 1,
-                units: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_undelivered(&err, 1, 2);
     assert!(err.to_string().contains("byte limit"), "clear reason");
     let keys: Vec<String> = publisher.headers_to(QUEUE).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, vec!["small"]);
@@ -556,17 +526,7 @@ async fn invalid_utf8_in_key_escapes_is_named_in_the_direct_invocation_error() {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RelayError::Undelivered {
-                failed: 1,
-                units: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_undelivered(&err, 1, 2);
     assert!(err.to_string().contains("%-escapes are not UTF-8"), "{err}");
     assert_eq!(publisher.headers_to(QUEUE).len(), 1, "the good record still goes");
 }
@@ -580,17 +540,7 @@ async fn lone_surrogate_escape_in_a_key_fails_only_that_record() {
         .handle(&payload, &info(Some(INVOCATION_TRACE)))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RelayError::Undelivered {
-                failed: 1,
-                units: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_undelivered(&err, 1, 2);
     assert!(
         err.to_string()
             .contains("not a valid S3 record: unexpected end of hex escape"),

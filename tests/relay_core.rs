@@ -12,7 +12,7 @@ use s3_trace_relay::plan::Batch;
 use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Failure, Publisher};
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use s3_trace_relay::{InvocationInfo, Relay};
-use support::fake_publisher::{FakePublisher, failed_ids, relay};
+use support::fake_publisher::{FakePublisher, assert_undelivered, failed_ids, relay};
 use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation, s3_record};
 
 fn info() -> InvocationInfo {
@@ -222,17 +222,7 @@ async fn direct_event_with_a_failed_record_is_an_invocation_error() {
         .handle(&direct(&["a"]), &info())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RelayError::Undelivered {
-                failed: 1,
-                units: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_undelivered(&err, 1, 1);
     assert!(err.to_string().contains("bucket/a"), "{err}");
 }
 
@@ -311,17 +301,7 @@ async fn fifo_target_does_not_send_later_events_of_an_object_after_a_failure() {
         .handle(&direct(&keys), &info())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RelayError::Undelivered {
-                failed: 10,
-                units: 12,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_undelivered(&err, 10, 12);
     assert_eq!(publisher.sent().len(), 3, "nothing after the failed event is sent");
 }
 

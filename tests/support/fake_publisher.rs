@@ -10,6 +10,7 @@ use s3_trace_relay::Relay;
 use s3_trace_relay::config::{Destination, RelayConfig};
 use s3_trace_relay::plan::Batch;
 use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Publisher};
+use s3_trace_relay::response::RelayError;
 use s3_trace_relay::response::RelayResponse;
 
 /// What the fake service answers to the next calls, in order; `Ok` entries default to delivered.
@@ -96,4 +97,13 @@ pub fn failed_ids(response: &RelayResponse) -> Vec<String> {
             .collect(),
         other => panic!("expected an SQS batch response, got {other:?}"),
     }
+}
+
+/// Asserts that an invocation failed with `failed` of its `units` retry units undelivered.
+#[track_caller]
+pub fn assert_undelivered(err: &RelayError, failed: usize, units: usize) {
+    assert!(
+        matches!(err, RelayError::Undelivered { failed: f, units: u, .. } if *f == failed && *u == units),
+        "{err}"
+    );
 }
