@@ -185,6 +185,21 @@ fn assert_no_injected_bytes(sent: &[(String, Batch)]) {
     }
 }
 
+/// One SQS message (`m<i>-<j>`, key `k<i>-<j>`) per injection attempt `injected_headers(inj[i])[j]`.
+fn injected_sqs_messages(injections: &[&str]) -> Vec<Value> {
+    let mut messages = Vec::new();
+    for (i, inj) in injections.iter().enumerate() {
+        for (j, (_, header)) in injected_headers(inj).into_iter().enumerate() {
+            messages.push(sqs_with_header(
+                &format!("m{i}-{j}"),
+                &format!("k{i}-{j}"),
+                Some(&header),
+            ));
+        }
+    }
+    messages
+}
+
 /// Header-injection attempts, one per trace field: `(field, header)` where `inj` lands inside the
 /// field's key or value, followed by a would-be extra header line.
 fn injected_headers(inj: &str) -> Vec<(&'static str, String)> {
@@ -584,16 +599,7 @@ async fn lone_surrogate_escape_in_an_sqs_body_fails_only_that_message() {
 
 #[tokio::test]
 async fn control_characters_in_any_aws_trace_header_field_fall_back_to_the_invocation_header() {
-    let mut messages = Vec::new();
-    for (i, inj) in CONTROL.iter().enumerate() {
-        for (j, (_, header)) in injected_headers(inj).into_iter().enumerate() {
-            messages.push(sqs_with_header(
-                &format!("m{i}-{j}"),
-                &format!("k{i}-{j}"),
-                Some(&header),
-            ));
-        }
-    }
+    let messages = injected_sqs_messages(&CONTROL);
     let count = messages.len();
     let publisher = relay_sqs(messages, Some(INVOCATION_TRACE)).await;
     let headers = publisher.headers_to(QUEUE);
@@ -683,16 +689,7 @@ async fn invalid_aws_trace_header_is_not_replaced_by_a_valid_traceparent() {
 async fn injected_record_header_without_a_valid_invocation_header_is_relayed_with_none() {
     let invalid_invocation = format!("Root={RECORD_ROOT}\r\nX-Injected: 1");
     for invocation in [None, Some(invalid_invocation.as_str())] {
-        let mut messages = Vec::new();
-        for (i, inj) in CONTROL.iter().enumerate() {
-            for (j, (_, header)) in injected_headers(inj).into_iter().enumerate() {
-                messages.push(sqs_with_header(
-                    &format!("m{i}-{j}"),
-                    &format!("k{i}-{j}"),
-                    Some(&header),
-                ));
-            }
-        }
+        let messages = injected_sqs_messages(&CONTROL);
         let count = messages.len();
         let publisher = relay_sqs(messages, invocation).await;
         let headers = publisher.headers_to(QUEUE);
@@ -740,16 +737,7 @@ async fn injected_invocation_header_sends_no_header_for_a_direct_event() {
 
 #[tokio::test]
 async fn sns_request_header_never_carries_injected_bytes() {
-    let mut messages = Vec::new();
-    for (i, inj) in INJECTED.iter().enumerate() {
-        for (j, (_, header)) in injected_headers(inj).into_iter().enumerate() {
-            messages.push(sqs_with_header(
-                &format!("m{i}-{j}"),
-                &format!("k{i}-{j}"),
-                Some(&header),
-            ));
-        }
-    }
+    let messages = injected_sqs_messages(&INJECTED);
     let count = messages.len();
     let publisher = relay_sqs(messages, Some(INVOCATION_TRACE)).await;
     let batches = publisher.sent_to(TOPIC);
