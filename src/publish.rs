@@ -199,6 +199,9 @@ impl AwsPublisher {
     }
 
     fn regional(&self, destination: &Destination) -> Option<&RegionalClients> {
+        if self.regional.is_empty() {
+            return None; // the usual single-region function: no address to read per call
+        }
         let region = destination.region()?;
         self.regional.iter().find(|c| c.region == region)
     }
