@@ -2,8 +2,10 @@
 # Checks that the relay deploys the way users deploy it: the SAM template (cfn-lint,
 # `sam validate --lint`, offline policy checks, deliberately broken copies that must be
 # rejected, `sam build` producing a `bootstrap`) and the CDK app (npm ci, type check, tests
-# with aws-cdk-lib/assertions, `cdk synth` bundling with cargo lambda, cfn-lint on the
-# synthesized template). No AWS account, no Docker; the network is used only for the package
+# with aws-cdk-lib/assertions, every s3.EventType of the installed aws-cdk-lib through the
+# construct and the relay's own config parser (examples/route_check, a debug build) and through
+# the template's FilterEvents AllowedPattern, `cdk synth` bundling with cargo lambda, cfn-lint on
+# the synthesized template). No AWS account, no Docker; the network is used only for the package
 # registries (PyPI, npm, crates.io).
 #
 # Usage: scripts/check-deploy.sh [--no-build]
@@ -208,14 +210,41 @@ if ! run npm-ci npm ci --prefix cdk --no-audit --no-fund; then
 else
     pass "npm ci (cdk/)"
 fi
+# cdk_test LOGNAME LABEL FILE: one node test file, counted as one check with its pass/fail counts.
+cdk_test() {
+    local log="$1" label="$2" file="$3"
+    if (cd cdk && run "$log" node --import tsx --test "$file"); then
+        pass "$label: $(grep -E '^# (pass|fail) ' "$tmp/$log.log" | tr '\n' ' ' | sed 's/# //g; s/ $//')"
+    else
+        fail "$label"
+        grep -E '^\s*not ok|^# (pass|fail)' "$tmp/$log.log" | sed 's/^/    | /' || show "$log"
+    fi
+}
 if ((cdk_ok)); then
     check "cdk type check (tsc --noEmit)" npm --prefix cdk run --silent build
-    n=$((n + 1))
-    if (cd cdk && run cdk-test node --import tsx --test test/s3-trace-relay.test.ts); then
-        pass "cdk tests: $(grep -E '^# (pass|fail) ' "$tmp/cdk-test.log" | tr '\n' ' ' | sed 's/# //g; s/ $//')"
+    cdk_test cdk-test "cdk tests" test/s3-trace-relay.test.ts
+    # Every s3.EventType of the installed aws-cdk-lib through the construct, synth and the relay's
+    # own config parser (examples/route_check.rs; the test builds it too, a no-op after this).
+    if run route-check cargo build --quiet --example route_check; then
+        cdk_test cdk-event-types "cdk s3.EventType tests (construct, synth, relay parser via examples/route_check)" \
+            test/event-types.test.ts
     else
-        fail "cdk tests"
-        grep -E '^\s*not ok|^# (pass|fail)' "$tmp/cdk-test.log" | sed 's/^/    | /' || show cdk-test
+        fail "cargo build --example route_check (needed by cdk/test/event-types.test.ts)"
+        show route-check
+    fi
+    # The SAM template's FilterEvents AllowedPattern against the same list.
+    if (cd cdk && node -e "process.stdout.write(JSON.stringify(Object.values(require('aws-cdk-lib/aws-s3').EventType)))") \
+        >"$tmp/s3-event-types.json" 2>"$tmp/s3-event-types.log"; then
+        n=$((n + 1))
+        if run "c$n" "$dpy" tests/deploy/check_template.py --event-types "$tmp/s3-event-types.json" template.yaml; then
+            pass "template FilterEvents AllowedPattern vs aws-cdk-lib s3.EventType: $(tail -n1 "$tmp/c$n.log")"
+        else
+            fail "template FilterEvents AllowedPattern vs aws-cdk-lib s3.EventType"
+            show "c$n"
+        fi
+    else
+        fail "list aws-cdk-lib s3.EventType (node, in cdk/)"
+        show s3-event-types
     fi
     if ((build)); then
         if (cd cdk && run cdk-synth npx --no-install cdk synth --quiet --no-notices \

@@ -384,7 +384,10 @@ fn parse_filter(item: &str, query: &str) -> Result<Filter, ConfigError> {
                     let pattern = EventPattern::parse(pattern.trim()).ok_or_else(|| {
                         invalid(
                             item,
-                            format!("event pattern {pattern:?} is not an S3 event name such as ObjectCreated:* or ObjectRemoved:Delete"),
+                            format!(
+                                "event pattern {pattern:?} is not an S3 event type such as ObjectCreated:*, \
+                                 ObjectRemoved:Delete or IntelligentTiering (s3: prefix optional)"
+                            ),
                         )
                     })?;
                     filter.events.push(pattern);
@@ -531,8 +534,8 @@ mod tests {
             ("arn:aws:sqs:us-east-1:123456789012:q?colour=red", "unknown filter"),
             ("arn:aws:sqs:us-east-1:123456789012:q?prefix", "has no '='"),
             (
-                "arn:aws:sqs:us-east-1:123456789012:q?events=Bogus",
-                "is not an S3 event name",
+                "arn:aws:sqs:us-east-1:123456789012:q?events=ObjectCreated::Put",
+                "is not an S3 event type",
             ),
             ("arn:aws:sqs:us-east-1:123456789012:q?prefix=a&prefix=b", "given twice"),
         ] {

@@ -18,7 +18,7 @@ pub struct Filter {
     pub events: Vec<EventPattern>,
 }
 
-/// An S3 event-name pattern such as `ObjectCreated:*` or `ObjectRemoved:Delete`.
+/// An S3 event-name pattern such as `ObjectCreated:*`, `ObjectRemoved:Delete` or `IntelligentTiering`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventPattern {
     /// The fixed part of the pattern (without the `s3:` prefix or the trailing `*`).
@@ -28,32 +28,52 @@ pub struct EventPattern {
 }
 
 impl EventPattern {
-    /// Parses a pattern: `Category:Name` with an optional trailing `*` in place of the rest, letters,
-    /// digits and `:` only. Returns `None` for anything else.
+    /// Parses a pattern: an optional `s3:` prefix, then names of ASCII letters and digits, each
+    /// starting with a letter, joined by `:` (`ObjectCreated:Put`, `IntelligentTiering`), optionally
+    /// ending in `*` in place of the rest (`ObjectCreated:*`). Any such name is accepted, not a fixed
+    /// list: S3 keeps adding event types (`ObjectAnnotation:*` in 2026). Returns `None` for anything else.
+    ///
+    /// ```
+    /// use s3_trace_relay::route::EventPattern;
+    /// assert!(EventPattern::parse("s3:IntelligentTiering").is_some());
+    /// assert!(EventPattern::parse("ObjectCreated:*").is_some());
+    /// assert!(EventPattern::parse("Object Created:*").is_none());
+    /// ```
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.strip_prefix("s3:").unwrap_or(text);
         let (stem, wildcard) = match text.strip_suffix('*') {
             Some(stem) => (stem, true),
             None => (text, false),
         };
-        let well_formed = stem.contains(':')
-            && stem.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-            && stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':');
+        // A wildcard may follow a complete name and its `:` (`ObjectCreated:*`) or part of a name
+        // (`ObjectCreated:Complete*`); everything before it must be well-formed names.
+        let names = if wildcard {
+            stem.strip_suffix(':').unwrap_or(stem)
+        } else {
+            stem
+        };
+        let well_formed = !names.is_empty() && names.split(':').all(is_name);
         well_formed.then(|| EventPattern {
             stem: stem.to_owned(),
             wildcard,
         })
     }
 
-    /// Whether an event name (as in a record's `eventName`, e.g. `ObjectCreated:Put`) matches.
+    /// Whether an event name (as in a record's `eventName`, e.g. `ObjectCreated:Put`) matches. A
+    /// category wildcard also matches the bare category (`ObjectCreated:*` matches `ObjectCreated`,
+    /// the name an EventBridge `Object Created` event without a known reason stands for).
     pub fn matches(&self, event_name: &str) -> bool {
         let name = event_name.strip_prefix("s3:").unwrap_or(event_name);
-        if self.wildcard {
-            name.starts_with(&self.stem)
-        } else {
-            name == self.stem
+        if !self.wildcard {
+            return name == self.stem;
         }
+        name.starts_with(&self.stem) || self.stem.strip_suffix(':') == Some(name)
     }
+}
+
+/// One name of an event type: an ASCII letter, then letters and digits.
+fn is_name(part: &str) -> bool {
+    part.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl Filter {
@@ -128,8 +148,45 @@ mod tests {
     }
 
     #[test]
+    fn colon_less_and_future_names_are_patterns() {
+        for p in [
+            "IntelligentTiering",
+            "s3:LifecycleTransition",
+            "ReducedRedundancyLostObject",
+            "s3:ObjectAnnotation:*",
+        ] {
+            assert!(EventPattern::parse(p).is_some(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn category_wildcard_matches_the_bare_category() {
+        let f = filter(None, None, &["ObjectCreated:*"]);
+        assert!(f.matches("k", "ObjectCreated"));
+        assert!(!f.matches("k", "ObjectCreatedSoon"));
+    }
+
+    #[test]
+    fn partial_name_wildcard_matches_names_with_that_start() {
+        let f = filter(None, None, &["ObjectCreated:Complete*"]);
+        assert!(f.matches("k", "ObjectCreated:CompleteMultipartUpload"));
+        assert!(!f.matches("k", "ObjectCreated:Put"));
+    }
+
+    #[test]
     fn malformed_patterns_are_rejected() {
-        for p in ["", "*", "Bogus", "Object Created:*", ":Put", "ObjectCreated:P*t"] {
+        for p in [
+            "",
+            "*",
+            "s3:",
+            "s3:*",
+            "Object Created:*",
+            ":Put",
+            "ObjectCreated::Put",
+            "ObjectCreated:",
+            "ObjectCreated:P*t",
+            "9Lives",
+        ] {
             assert_eq!(EventPattern::parse(p), None, "{p:?}");
         }
     }

@@ -19,6 +19,15 @@ export interface RelayFilters {
   readonly suffix?: string;
   /**
    * S3 event types the bucket notifies and the relay forwards.
+   *
+   * Every member of `s3.EventType` is accepted: category wildcards (`OBJECT_CREATED`,
+   * `OBJECT_RESTORE`, `REPLICATION`, `LIFECYCLE_EXPIRATION`, `OBJECT_TAGGING`, ...), single event
+   * types and the colon-less ones (`INTELLIGENT_TIERING`, `LIFECYCLE_TRANSITION`,
+   * `REDUCED_REDUNDANCY_LOST_OBJECT`); test/event-types.test.ts checks each against the relay's
+   * own parser. So is any well-formed event type newer than this aws-cdk-lib, e.g.
+   * `'s3:ObjectAnnotation:*' as s3.EventType`: an optional `s3:`, then names (an ASCII letter,
+   * then ASCII letters and digits) joined by `:`, optionally ending in `*`. Anything else throws
+   * here rather than failing the function's init.
    * @default [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED]
    */
   readonly events?: s3.EventType[];
@@ -67,6 +76,22 @@ function isQueue(target: RelayTarget): target is sqs.IQueue {
   return (target as sqs.IQueue).queueArn !== undefined && (target as sqs.IQueue).queueUrl !== undefined;
 }
 
+/**
+ * The relay's grammar for an `events=` pattern (src/route.rs `EventPattern::parse`): optional
+ * `s3:`, names joined by `:`, optionally ending in `*` after a `:` or after part of a name.
+ * `s3:*` alone is no event type (the regex would read it as the name `s3` and `:*`).
+ */
+const EVENT_PATTERN = /^(?:s3:)?[A-Za-z][A-Za-z0-9]*(?::[A-Za-z][A-Za-z0-9]*)*(?::?\*)?$/;
+
+function checkEvent(scope: Construct, event: string): void {
+  if (!Token.isUnresolved(event) && (event === 's3:*' || !EVENT_PATTERN.test(event))) {
+    throw new Error(
+      `${scope.node.path}: filters.events ${JSON.stringify(event)} is not an S3 event type ` +
+        `(an optional s3: prefix, then names of letters and digits joined by ':', optionally ending in '*')`,
+    );
+  }
+}
+
 function checkFilterValue(scope: Construct, name: string, value: string | undefined): void {
   if (value !== undefined && !Token.isUnresolved(value) && /[&?,]/.test(value)) {
     throw new Error(`${scope.node.path}: filters.${name} ${JSON.stringify(value)} must not contain '&', '?' or ','`);
@@ -92,8 +117,10 @@ export class S3TraceRelay extends Construct {
     checkFilterValue(this, 'prefix', filters.prefix);
     checkFilterValue(this, 'suffix', filters.suffix);
     const events = filters.events && filters.events.length > 0 ? filters.events : DEFAULT_EVENTS;
+    for (const event of events) checkEvent(this, event);
 
     // The relay's own filter syntax: ?prefix=…&suffix=…&events=ObjectCreated:*,…
+    // Each event type goes in unchanged but for its `s3:` prefix, which the relay ignores anyway.
     const query: string[] = [];
     if (filters.prefix) query.push(`prefix=${filters.prefix}`);
     if (filters.suffix) query.push(`suffix=${filters.suffix}`);

@@ -1,6 +1,11 @@
 """Offline checks of the SAM template after the SAM transform (run with the deploy venv's python).
 
-Usage: python tests/deploy/check_template.py [template.yaml]
+Usage: python tests/deploy/check_template.py [--event-types FILE] [template.yaml]
+
+  --event-types FILE   a JSON list of S3 event types, e.g. every value of aws-cdk-lib's
+                       s3.EventType (scripts/check-deploy.sh writes it with node from cdk/):
+                       the FilterEvents AllowedPattern must accept each of them, with and
+                       without the s3: prefix, and all of them comma-joined.
 
 Expands the template with aws-sam-translator (no AWS call: the template names its own role, so
 no managed policy has to be looked up) and checks what the deployment contract needs:
@@ -9,11 +14,18 @@ no managed policy has to be looked up) and checks what the deployment contract n
 - async invocations: MaximumRetryAttempts 2 and an SQS on-failure destination;
 - least privilege: no IAM action contains '*', every sqs:/sns: statement names exact ARNs (no '*'
   resource), sqs:SendMessage covers exactly the target queues plus the failure queue, sns:Publish
-  exactly the target topic; no managed policy is attached to the relay role.
+  exactly the target topic; no managed policy is attached to the relay role;
+- the FilterEvents parameter's AllowedPattern (a Java regex, whole-value match; the pattern uses
+  nothing whose meaning differs in Python's re) follows the relay's events= grammar: it accepts
+  colon-less and future event types (IntelligentTiering, s3:ObjectAnnotation:*, ...), category
+  and name-prefix wildcards, comma-separated lists, and rejects malformed items; with
+  --event-types, also every listed event type.
 Prints one line per failed check and exits 1 if any failed, else prints 'template checks: ok'.
 """
 
+import argparse
 import json
+import re
 import sys
 
 import boto3
@@ -21,9 +33,20 @@ from samtranslator.parser import parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
+args = argparse.ArgumentParser(description="Offline checks of the SAM template.")
+args.add_argument("--event-types", metavar="FILE", help="JSON list of S3 event types FilterEvents must accept")
+args.add_argument("template", nargs="?", default="template.yaml")
+args = args.parse_args()
+path = args.template
 with open(path, encoding="utf-8") as f:
     sam = yaml_parse(f.read())
+event_types = None
+if args.event_types:
+    with open(args.event_types, encoding="utf-8") as f:
+        event_types = json.load(f)
+    if not (isinstance(event_types, list) and event_types and all(isinstance(e, str) for e in event_types)):
+        print(f"template check failed: {args.event_types} is not a non-empty JSON list of strings: {event_types!r}")
+        sys.exit(1)
 
 # `sam package` would upload CodeUri: stand in an S3 URI, as cfn-lint does.
 for res in sam.get("Resources", {}).values():
@@ -120,8 +143,85 @@ check(sorted(granted.get("sqs:SendMessage", [])) == want_send,
 want_pub = [getatt("TargetTopic", "TopicArn")]
 check(granted.get("sns:Publish", []) == want_pub, f"sns:Publish resources {granted.get('sns:Publish')} != {want_pub}")
 
+# --- FilterEvents: the relay's events= grammar (src/route.rs EventPattern::parse): optional s3:,
+# names (an ASCII letter, then ASCII letters/digits) joined by ':', optionally ending in '*' after
+# a ':' or after part of a name. The examples are grammar cases, not the list of event types: any
+# well-formed future name must pass, and --event-types brings aws-cdk-lib's current list.
+EVENTS_ACCEPTED = [
+    "ObjectCreated:*,ObjectRemoved:*",
+    "ObjectCreated:Put",
+    "s3:ObjectRemoved:DeleteMarkerCreated",
+    "IntelligentTiering",
+    "s3:IntelligentTiering",
+    "LifecycleTransition",
+    "s3:ReducedRedundancyLostObject",
+    "s3:ObjectAnnotation:*",
+    "ObjectAnnotation:Added",
+    "ObjectCreated:Complete*",
+    "ObjectRestore:*,s3:LifecycleExpiration:*,IntelligentTiering,ObjectCreated:Put",
+    "S3:Foo",
+    "A1:B2:C3",
+]
+EVENTS_REJECTED = [
+    "",
+    "*",
+    "s3:",
+    "s3:*",
+    "ObjectCreated:*,s3:*",
+    "Object Created:*",
+    ":Put",
+    "ObjectCreated::Put",
+    "ObjectCreated:",
+    "ObjectCreated:P*t",
+    "ObjectCreated:**",
+    "9Lives",
+    "ObjectCreated:9Lives",
+    "a,,b",
+    "ObjectCreated:*,",
+    ",ObjectCreated:*",
+    "ObjectCreated:*, ObjectRemoved:*",
+    " ObjectCreated:*",
+    "ObjectCreated:Put&suffix=.jpg",
+    "ObjectCreated:Put?",
+    "ObjectCreated:Put/",
+    "Object-Created",
+    "Obj\u00e9ctCreated:Put",
+    "ObjectCreated:Put\n",
+]
+params = sam.get("Parameters", {})
+filter_events = params.get("FilterEvents", {})
+pattern_text = filter_events.get("AllowedPattern")
+check(isinstance(pattern_text, str), f"parameter FilterEvents has no AllowedPattern ({filter_events!r})")
+if isinstance(pattern_text, str):
+    try:
+        pattern = re.compile(pattern_text)
+    except re.error as e:
+        check(False, f"FilterEvents AllowedPattern {pattern_text!r} does not compile: {e}")
+        pattern = None
+    if pattern is not None:
+        def accepts(value):
+            return pattern.fullmatch(value) is not None
+
+        check(accepts(str(filter_events.get("Default", ""))),
+              f"FilterEvents AllowedPattern refuses its own Default {filter_events.get('Default')!r}")
+        for value in EVENTS_ACCEPTED:
+            check(accepts(value), f"FilterEvents AllowedPattern refuses {value!r}")
+        for value in EVENTS_REJECTED:
+            check(not accepts(value), f"FilterEvents AllowedPattern accepts malformed {value!r}")
+        if event_types is not None:
+            bare = [e[3:] if e.startswith("s3:") else e for e in event_types]
+            prefixed = ["s3:" + e for e in bare]
+            for value in sorted(set(event_types + bare + prefixed)):
+                check(accepts(value), f"FilterEvents AllowedPattern refuses event type {value!r}")
+            for joined in (event_types, bare, prefixed):
+                check(accepts(",".join(joined)), f"FilterEvents AllowedPattern refuses the list {','.join(joined)!r}")
+
 for f in failures:
     print(f"template check failed: {f}")
 if failures:
     sys.exit(1)
-print("template checks: ok")
+if event_types is None:
+    print("template checks: ok")
+else:
+    print(f"template checks: ok (FilterEvents accepts each of the {len(event_types)} listed event types with and"
+          " without s3:, and their comma-joined lists)")

@@ -8,7 +8,8 @@ check MUST reject the copy:
 - `template-check`: tests/deploy/check_template.py must fail. Used for breakages the linters
   do not see: cfn-lint 1.58.0 (also behind `sam validate --lint`) reports nothing for a
   Runtime or Architectures typo on an AWS::Serverless::Function (it does on a plain
-  AWS::Lambda::Function), and nothing for a wildcard in an IAM action.
+  AWS::Lambda::Function), nothing for a wildcard in an IAM action, and nothing for an
+  AllowedPattern that refuses valid values other than the Default.
 Each copy differs from the real template by one textual edit, so a check that accepts a copy
 proves that check is not looking (wrong file, skipped transform, swallowed exit code).
 Exits 1 if an edit no longer applies exactly once (the template changed under it).
@@ -53,6 +54,13 @@ BREAKAGES = [
         "IAM action wildcard: sns:Publish -> sns:*",
         "                Action: sns:Publish\n                Resource: !GetAtt TargetTopic.TopicArn\n        - PolicyName: relay-source-and-failure",
         "                Action: sns:*\n                Resource: !GetAtt TargetTopic.TopicArn\n        - PolicyName: relay-source-and-failure",
+    ),
+    (
+        "template-check",
+        "events-pattern-needs-colon",
+        "FilterEvents AllowedPattern back to the one requiring ':' (refuses IntelligentTiering, LifecycleTransition)",
+        r"""    AllowedPattern: '^(?!s3:\*)(s3:)?[A-Za-z][A-Za-z0-9]*(:[A-Za-z][A-Za-z0-9]*)*(:?\*)?(,(?!s3:\*)(s3:)?[A-Za-z][A-Za-z0-9]*(:[A-Za-z][A-Za-z0-9]*)*(:?\*)?)*$'""",
+        r"""    AllowedPattern: '^(s3:)?[A-Za-z][A-Za-z0-9]*:[A-Za-z0-9:]*\*?(,(s3:)?[A-Za-z][A-Za-z0-9]*:[A-Za-z0-9:]*\*?)*$'""",
     ),
 ]
 
