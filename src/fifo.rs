@@ -2,9 +2,13 @@
 //!
 //! `MessageGroupId` keeps the events of one object in order, so it is derived from bucket and
 //! decoded key. `MessageDeduplicationId` makes a retried invocation harmless within SQS/SNS's
-//! 5-minute deduplication window, so it is a digest of what identifies one S3 event: bucket, key,
-//! version id, sequencer and event name. Both are at most 128 characters of alphanumerics and
-//! punctuation, whatever the key holds.
+//! 5-minute deduplication window without ever merging two distinct events: it is a digest of every
+//! field that identifies one S3 event — bucket, key, version id, sequencer, event name, event time
+//! and S3 request id, absent ones as empty. S3 sets `sequencer` only for PUT and DELETE events and
+//! `versionId` only on versioned buckets, so two tagging (ACL, restore, lifecycle, …) events on one
+//! key differ only in time and request id; redeliveries of one event (S3's own duplicates, Lambda's
+//! retries) carry identical records and so get the same id. Both ids are at most 128 characters of
+//! alphanumerics and punctuation, whatever the key holds.
 
 use sha2::{Digest, Sha256};
 
@@ -54,6 +58,8 @@ pub fn deduplication_id(n: &Notification) -> String {
         n.version_id.as_deref().unwrap_or(""),
         n.sequencer.as_deref().unwrap_or(""),
         n.event_name.as_str(),
+        n.event_time.as_deref().unwrap_or(""),
+        n.request_id.as_deref().unwrap_or(""),
     ] {
         hasher.update((field.len() as u64).to_be_bytes());
         hasher.update(field.as_bytes());
@@ -83,6 +89,8 @@ mod tests {
             event_name: "ObjectCreated:Put".into(),
             version_id: None,
             sequencer: Some(sequencer.into()),
+            event_time: Some("2026-11-25T12:00:00.000Z".into()),
+            request_id: Some("C3D13FE58DE4C810".into()),
             body: String::new(),
         }
     }
@@ -111,6 +119,30 @@ mod tests {
         assert_eq!(deduplication_id(&a), deduplication_id(&a.clone()));
         assert_ne!(deduplication_id(&a), deduplication_id(&b));
         assert_eq!(deduplication_id(&a).len(), 64);
+    }
+
+    #[test]
+    fn dedup_id_tells_apart_events_that_differ_only_in_time_or_request_id() {
+        let mut a = notification("k", "");
+        a.sequencer = None;
+        let mut later = a.clone();
+        later.event_time = Some("2026-11-25T12:00:00.001Z".into());
+        let mut other_request = a.clone();
+        other_request.request_id = Some("D4E24GF69EF5D921".into());
+        assert_ne!(deduplication_id(&a), deduplication_id(&later));
+        assert_ne!(deduplication_id(&a), deduplication_id(&other_request));
+    }
+
+    #[test]
+    fn absent_and_empty_fields_are_not_confused_with_a_shifted_field() {
+        // Length prefixes: moving text from one field to the next changes the digest.
+        let mut a = notification("k", "");
+        a.event_time = Some("x".into());
+        a.request_id = None;
+        let mut b = a.clone();
+        b.event_time = None;
+        b.request_id = Some("x".into());
+        assert_ne!(deduplication_id(&a), deduplication_id(&b));
     }
 
     proptest! {

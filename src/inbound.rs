@@ -8,24 +8,32 @@
 //! at all fails the invocation.
 //!
 //! Records are forwarded as received: each record's JSON text is kept byte for byte
-//! ([`serde_json::value::RawValue`]) and typed through `aws_lambda_events` only to read what routing
-//! needs. S3 keys in notifications are URL-encoded with `+` for space; filters and FIFO ids use the
-//! decoded key. Well-formed SQS events, the busiest input, take a one-pass path
-//! (`src/inbound/sqs_stream.rs`) that gives the same answer without capturing each message's text first.
+//! ([`serde_json::value::RawValue`]) and typed only to read what routing needs: SQS and SNS records
+//! through `aws_lambda_events`, S3 records and EventBridge events through small projections of the
+//! fields the relay reads (`inbound/s3.rs`, `inbound/eventbridge.rs` say why). S3 keys in
+//! notifications are URL-encoded with `+` for space; filters and FIFO ids use the decoded key.
+//! Well-formed SQS events, the busiest input, take a one-pass path (`src/inbound/sqs_stream.rs`)
+//! that gives the same answer without capturing each message's text first.
+//!
+//! An SQS event is one in which any record is an SQS message: a record in it that is not (another
+//! `eventSource`, not an SQS message at all) fails alone, by its `messageId`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::s3::S3EventRecord;
 use aws_lambda_events::event::sns::{SnsMessage, SnsRecord};
 use aws_lambda_events::event::sqs::SqsMessage;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::trace::TraceHeader;
 
+mod eventbridge;
+mod s3;
 mod sqs_stream;
+
+pub use eventbridge::eventbridge_event_name;
+pub use s3::{S3_EVENT_SOURCES, is_s3_source};
 
 /// Name of the SQS system attribute that carries the producer's X-Ray header.
 pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
@@ -102,8 +110,12 @@ pub struct Notification {
     pub event_name: String,
     /// Object version id, when versioning is on.
     pub version_id: Option<String>,
-    /// S3's per-key ordering token.
+    /// S3's per-key ordering token (PUT and DELETE events only).
     pub sequencer: Option<String>,
+    /// When the event happened (`eventTime`; EventBridge: `time`), as sent.
+    pub event_time: Option<String>,
+    /// The S3 request id (`responseElements.x-amz-request-id`; EventBridge: `detail.request-id`).
+    pub request_id: Option<String>,
     /// The message body to publish: `{"Records":[<record as received>]}`, or the EventBridge event.
     pub body: String,
 }
@@ -119,21 +131,23 @@ pub enum DecodeError {
         "payload is not an S3 notification, an SQS, SNS or EventBridge event carrying one, or an s3:TestEvent ({0})"
     )]
     UnknownShape(String),
-    /// A record's `eventSource` is not one the relay handles.
-    #[error("record {index} has eventSource {event_source:?}: expected aws:s3, aws:sqs or aws:sns")]
-    UnknownRecordSource {
+    /// A record's `eventSource` is not the one its event holds.
+    #[error("record {index} has {} in {}: expected {}", source_text(.found), .within.event(), .within.expected_source())]
+    UnexpectedRecordSource {
         /// Position in `Records`.
         index: usize,
-        /// What it said.
-        event_source: String,
+        /// The `eventSource` it has, if any.
+        found: Option<String>,
+        /// The kind of record its event holds.
+        within: RecordKind,
     },
     /// A record claims a source but does not have its shape.
-    #[error("record {index} is not a valid {kind} record: {reason}")]
+    #[error("record {index} is not a valid {kind}: {reason}")]
     MalformedRecord {
         /// Position in `Records`.
         index: usize,
         /// The record kind expected.
-        kind: &'static str,
+        kind: RecordKind,
         /// The parser's complaint.
         reason: String,
     },
@@ -162,6 +176,75 @@ pub enum DecodeError {
         /// Position in `Records`.
         index: usize,
     },
+}
+
+/// The kinds of record the relay reads, for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// An SQS message of an SQS event.
+    Sqs,
+    /// An SNS record of an SNS event.
+    Sns,
+    /// An S3 record of an S3 notification.
+    S3,
+    /// The SNS envelope around a message delivered through SNS to SQS.
+    SnsEnvelope,
+    /// An EventBridge event from S3.
+    EventBridge,
+}
+
+impl RecordKind {
+    /// The event that holds records of this kind, as a phrase.
+    pub fn event(self) -> &'static str {
+        match self {
+            RecordKind::Sqs => "an SQS event",
+            RecordKind::Sns => "an SNS event",
+            RecordKind::S3 => "an S3 notification",
+            RecordKind::SnsEnvelope => "an SNS notification",
+            RecordKind::EventBridge => "an EventBridge event",
+        }
+    }
+
+    /// The `eventSource` records of this kind carry.
+    pub fn expected_source(self) -> &'static str {
+        match self {
+            RecordKind::Sqs => SQS_EVENT_SOURCE,
+            RecordKind::Sns => SNS_EVENT_SOURCE,
+            RecordKind::S3 => "aws:s3 (or minio:s3)",
+            RecordKind::SnsEnvelope => "Type Notification",
+            RecordKind::EventBridge => "source aws.s3",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecordKind::Sqs => "SQS message",
+            RecordKind::Sns => "SNS record",
+            RecordKind::S3 => "S3 record",
+            RecordKind::SnsEnvelope => "SNS envelope",
+            RecordKind::EventBridge => "EventBridge aws.s3 event",
+        })
+    }
+}
+
+/// `eventSource "…"`, or `no eventSource`, for errors.
+fn source_text(found: &Option<String>) -> String {
+    match found {
+        Some(source) => format!("eventSource {source:?}"),
+        None => "no eventSource".to_owned(),
+    }
+}
+
+/// The text of a scalar JSON value as the relay keeps it: a string's content, any other value's
+/// JSON text; `None` for `null`. Emitters differ in types (moto writes `time` as a number).
+fn scalar_text(raw: &RawValue) -> Option<String> {
+    match raw.get() {
+        "null" => None,
+        text if text.starts_with('"') => serde_json::from_str(text).ok(),
+        text => Some(text.to_owned()),
+    }
 }
 
 /// Decodes a whole invocation payload.
@@ -194,7 +277,7 @@ pub fn decode_record_by_record(payload: &str) -> Result<Inbound, DecodeError> {
     if probe.source.as_deref() == Some(EVENTBRIDGE_S3_SOURCE) {
         return Ok(Inbound {
             source: Source::EventBridge,
-            units: vec![unit(decode_eventbridge(payload))],
+            units: vec![unit(eventbridge::decode_eventbridge(payload))],
         });
     }
     Err(DecodeError::UnknownShape(
@@ -269,70 +352,60 @@ fn unit(content: Result<Content, DecodeError>) -> Unit {
     }
 }
 
+/// The kind of event a `Records` array makes: SQS when any record is an SQS message (Lambda never
+/// mixes sources, so a foreign record among SQS messages is bad input that fails alone), else SNS
+/// when any is an SNS record, else S3.
+fn event_source_of(records: &[&RawValue]) -> Source {
+    let mut sns = false;
+    for raw in records {
+        match record_source(raw).as_deref() {
+            Some(SQS_EVENT_SOURCE) => return sqs_source(raw),
+            Some(SNS_EVENT_SOURCE) => sns = true,
+            Some(_) => {}
+            // The probe also reads `EventSource` (SNS spells it so) and fails on a record that has
+            // both spellings, which types as an SQS message all the same: decide as the one-pass
+            // SQS decoder does, so both agree.
+            None => {
+                if let Ok(message) = serde_json::from_str::<SqsMessage>(raw.get())
+                    && message.event_source.as_deref() == Some(SQS_EVENT_SOURCE)
+                {
+                    return Source::Sqs {
+                        fifo: is_fifo(&message),
+                    };
+                }
+            }
+        }
+    }
+    if sns { Source::Sns } else { Source::S3 }
+}
+
+/// The source of an SQS event whose first SQS message is `raw`: FIFO when its queue is.
+fn sqs_source(raw: &RawValue) -> Source {
+    Source::Sqs {
+        fifo: serde_json::from_str::<SqsArnProbe>(raw.get())
+            .ok()
+            .and_then(|p| p.event_source_arn)
+            .is_some_and(|arn| arn.ends_with(".fifo")),
+    }
+}
+
 fn decode_records(records: &[&RawValue]) -> Result<Inbound, DecodeError> {
-    let Some(first) = records.first() else {
+    if records.is_empty() {
         return Err(DecodeError::UnknownShape("Records is empty".into()));
-    };
-    let source = match record_source(first).as_deref() {
-        Some(SQS_EVENT_SOURCE) => Source::Sqs {
-            fifo: serde_json::from_str::<SqsArnProbe>(first.get())
-                .ok()
-                .and_then(|p| p.event_source_arn)
-                .is_some_and(|arn| arn.ends_with(".fifo")),
-        },
-        Some("aws:sns") => Source::Sns,
-        Some(_) => Source::S3,
-        // The probe also reads `EventSource` (SNS spells it so) and fails on a record that has
-        // both spellings, which types as an SQS message all the same: decide as the one-pass SQS
-        // decoder does, so both agree.
-        None => match serde_json::from_str::<SqsMessage>(first.get()) {
-            Ok(message) if message.event_source.as_deref() == Some(SQS_EVENT_SOURCE) => Source::Sqs {
-                fifo: is_fifo(&message),
-            },
-            _ => Source::S3,
-        },
-    };
+    }
+    let source = event_source_of(records);
     let mut units = Vec::with_capacity(records.len());
     for (index, raw) in records.iter().enumerate() {
         let unit = match source {
             Source::Sqs { .. } => decode_sqs_record(index, raw)?,
             Source::Sns => unit(decode_sns_record(index, raw)),
             Source::S3 | Source::EventBridge => {
-                unit(decode_s3_record(index, raw).map(|n| Content::Notifications(vec![Arc::new(n)])))
+                unit(s3::decode_s3_record(index, raw).map(|n| Content::Notifications(vec![Arc::new(n)])))
             }
         };
         units.push(unit);
     }
     Ok(Inbound { source, units })
-}
-
-/// Parses one record of `Records` as `T`, the type its `eventSource` must name (`expected`).
-///
-/// The typed parse comes first and is the only pass over a well-formed record. Only when it fails,
-/// or the record does not name `expected` in `eventSource`, is the record read again for its
-/// source alone, to tell a record of another source (`UnknownRecordSource`) from a malformed one.
-fn typed_record<'a, T: Deserialize<'a>>(
-    index: usize,
-    raw: &'a RawValue,
-    expected: &str,
-    kind: &'static str,
-    source_of: impl Fn(&T) -> Option<&str>,
-) -> Result<T, DecodeError> {
-    let parsed = match serde_json::from_str::<T>(raw.get()) {
-        Ok(record) if source_of(&record) == Some(expected) => return Ok(record),
-        other => other,
-    };
-    match record_source(raw).as_deref() {
-        Some(found) if found == expected => parsed.map_err(|e| DecodeError::MalformedRecord {
-            index,
-            kind,
-            reason: bounded(e.to_string()),
-        }),
-        other => Err(DecodeError::UnknownRecordSource {
-            index,
-            event_source: bounded(other.unwrap_or("<none>").to_owned()),
-        }),
-    }
 }
 
 #[derive(Deserialize)]
@@ -348,31 +421,45 @@ fn record_source(raw: &RawValue) -> Option<String> {
         .map(Cow::into_owned)
 }
 
+/// Decodes record `index` of an SQS event. A record that is not a well-formed SQS message fails
+/// alone when it has a `messageId` to report it by; without one it fails the invocation.
 fn decode_sqs_record(index: usize, raw: &RawValue) -> Result<Unit, DecodeError> {
-    let message = match typed_record(index, raw, SQS_EVENT_SOURCE, "SQS", |m: &SqsMessage| {
-        m.event_source.as_deref()
-    }) {
-        Ok(m) => m,
-        Err(malformed @ DecodeError::MalformedRecord { .. }) => {
-            // Without a messageId the failure cannot be reported per item: fail the invocation.
-            let id = serde_json::from_str::<MessageIdProbe>(raw.get())
-                .ok()
-                .and_then(|p| p.message_id)
-                .ok_or(DecodeError::MissingMessageId { index })?;
-            return Ok(Unit {
-                message_id: Some(id),
-                group_id: None,
-                carrier: Carrier::Absent,
-                content: Err(malformed),
-            });
-        }
-        Err(other) => return Ok(unit(Err(other))),
+    let failure = match serde_json::from_str::<SqsMessage>(raw.get()) {
+        Ok(m) if m.event_source.as_deref() == Some(SQS_EVENT_SOURCE) => return sqs_unit(index, &m),
+        Ok(m) => DecodeError::UnexpectedRecordSource {
+            index,
+            found: m.event_source.map(bounded),
+            within: RecordKind::Sqs,
+        },
+        Err(e) => match record_source(raw) {
+            Some(found) if found != SQS_EVENT_SOURCE => DecodeError::UnexpectedRecordSource {
+                index,
+                found: Some(bounded(found)),
+                within: RecordKind::Sqs,
+            },
+            _ => DecodeError::MalformedRecord {
+                index,
+                kind: RecordKind::Sqs,
+                reason: bounded(e.to_string()),
+            },
+        },
     };
-    sqs_unit(index, &message)
+    let id = serde_json::from_str::<MessageIdProbe>(raw.get())
+        .ok()
+        .and_then(|p| p.message_id)
+        .ok_or(DecodeError::MissingMessageId { index })?;
+    Ok(Unit {
+        message_id: Some(id),
+        group_id: None,
+        carrier: Carrier::Absent,
+        content: Err(failure),
+    })
 }
 
 /// `eventSource` of the records of an SQS event.
 const SQS_EVENT_SOURCE: &str = "aws:sqs";
+/// `EventSource` of the records of an SNS event.
+const SNS_EVENT_SOURCE: &str = "aws:sns";
 
 /// Whether an SQS message comes from a FIFO queue (its `eventSourceARN` names a `.fifo` queue).
 fn is_fifo(message: &SqsMessage) -> bool {
@@ -429,9 +516,23 @@ fn sqs_carrier(message: &SqsMessage) -> Carrier {
 }
 
 fn decode_sns_record(index: usize, raw: &RawValue) -> Result<Content, DecodeError> {
-    let record = typed_record(index, raw, "aws:sns", "SNS", |r: &SnsRecord| {
-        Some(r.event_source.as_str())
-    })?;
+    let record = match serde_json::from_str::<SnsRecord>(raw.get()) {
+        Ok(r) if r.event_source == SNS_EVENT_SOURCE => r,
+        parsed => {
+            return Err(match (record_source(raw), parsed) {
+                (Some(found), Err(e)) if found == SNS_EVENT_SOURCE => DecodeError::MalformedRecord {
+                    index,
+                    kind: RecordKind::Sns,
+                    reason: bounded(e.to_string()),
+                },
+                (found, _) => DecodeError::UnexpectedRecordSource {
+                    index,
+                    found: found.map(bounded),
+                    within: RecordKind::Sns,
+                },
+            });
+        }
+    };
     decode_document(&record.sns.message, false)
 }
 
@@ -441,22 +542,18 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
     let probe: Probe = serde_json::from_str(text).map_err(json_error)?;
     require_object(text)?;
     if let Some(records) = probe.records {
-        let mut notifications = Vec::with_capacity(records.len());
-        for (index, raw) in records.iter().enumerate() {
-            notifications.push(Arc::new(decode_s3_record(index, raw)?));
-        }
-        return Ok(Content::Notifications(notifications));
+        return s3::decode_s3_records(&records);
     }
     if probe.event.as_deref() == Some(S3_TEST_EVENT) {
         return Ok(Content::TestEvent);
     }
     if probe.source.as_deref() == Some(EVENTBRIDGE_S3_SOURCE) {
-        return decode_eventbridge(text);
+        return eventbridge::decode_eventbridge(text);
     }
     if allow_sns_envelope && probe.sns_type.as_deref() == Some("Notification") {
         let envelope: SnsMessage = serde_json::from_str(text).map_err(|e| DecodeError::MalformedRecord {
             index: 0,
-            kind: "SNS envelope",
+            kind: RecordKind::SnsEnvelope,
             reason: bounded(e.to_string()),
         })?;
         return decode_document(&envelope.message, false);
@@ -464,109 +561,6 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
     Err(DecodeError::UnknownShape(
         "the message holds no Records, s3:TestEvent, aws.s3 EventBridge event or SNS Notification".into(),
     ))
-}
-
-fn decode_s3_record(index: usize, raw: &RawValue) -> Result<Notification, DecodeError> {
-    let record = typed_record(index, raw, "aws:s3", "S3", |r: &S3EventRecord| {
-        r.event_source.as_deref()
-    })?;
-    let missing = |field| DecodeError::MissingField { index, field };
-    let bucket = record.s3.bucket.name.ok_or(missing("s3.bucket.name"))?;
-    let raw_key = record.s3.object.key.ok_or(missing("s3.object.key"))?;
-    let event_name = record.event_name.ok_or(missing("eventName"))?;
-    let key = decode_key(&raw_key).ok_or_else(|| DecodeError::KeyNotUtf8 {
-        index,
-        bucket: bucket.clone(),
-    })?;
-    let mut body = String::with_capacity(raw.get().len() + 14);
-    body.push_str("{\"Records\":[");
-    body.push_str(raw.get());
-    body.push_str("]}");
-    Ok(Notification {
-        bucket,
-        key,
-        event_name,
-        version_id: record.s3.object.version_id,
-        sequencer: record.s3.object.sequencer,
-        body,
-    })
-}
-
-/// The `detail` of an S3 event delivered through EventBridge.
-#[derive(Deserialize, Serialize)]
-struct S3EventBridgeDetail {
-    bucket: NameField,
-    object: EventBridgeObject,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct NameField {
-    name: String,
-}
-
-#[derive(Deserialize, Serialize)]
-struct EventBridgeObject {
-    key: String,
-    #[serde(rename = "version-id", default)]
-    version_id: Option<String>,
-    #[serde(default)]
-    sequencer: Option<String>,
-}
-
-/// EventBridge events are forwarded unchanged; routing uses the S3 event name they correspond to.
-fn decode_eventbridge(text: &str) -> Result<Content, DecodeError> {
-    let event: EventBridgeEvent<S3EventBridgeDetail> =
-        serde_json::from_str(text).map_err(|e| DecodeError::MalformedRecord {
-            index: 0,
-            kind: "EventBridge aws.s3",
-            reason: bounded(e.to_string()),
-        })?;
-    let detail = event.detail;
-    let key = decode_key(&detail.object.key).ok_or_else(|| DecodeError::KeyNotUtf8 {
-        index: 0,
-        bucket: detail.bucket.name.clone(),
-    })?;
-    Ok(Content::Notifications(vec![Arc::new(Notification {
-        event_name: eventbridge_event_name(&event.detail_type, detail.reason.as_deref()),
-        bucket: detail.bucket.name,
-        key,
-        version_id: detail.object.version_id,
-        sequencer: detail.object.sequencer,
-        body: text.to_owned(),
-    })]))
-}
-
-/// Maps an EventBridge `detail-type` (and `reason`) to the S3 notification event name it stands for,
-/// so one `events=` filter serves both deliveries: `Object Created` + `PutObject` → `ObjectCreated:Put`.
-pub fn eventbridge_event_name(detail_type: &str, reason: Option<&str>) -> String {
-    let category = match detail_type {
-        "Object Created" => "ObjectCreated",
-        "Object Deleted" => "ObjectRemoved",
-        "Object Restore Initiated" | "Object Restore Completed" | "Object Restore Expired" => "ObjectRestore",
-        "Object Tags Added" | "Object Tags Deleted" => "ObjectTagging",
-        "Object ACL Updated" => "ObjectAcl",
-        "Object Storage Class Changed" => "LifecycleTransition",
-        "Object Access Tier Changed" => "IntelligentTiering",
-        other => return other.replace(' ', ""),
-    };
-    let name = match (detail_type, reason) {
-        ("Object Created", Some("PutObject")) => "Put",
-        ("Object Created", Some("POST Object")) => "Post",
-        ("Object Created", Some("CopyObject")) => "Copy",
-        ("Object Created", Some("CompleteMultipartUpload")) => "CompleteMultipartUpload",
-        ("Object Deleted", Some("DeleteObject")) => "Delete",
-        ("Object Deleted", Some("Lifecycle Expiration")) => "Delete",
-        ("Object Restore Initiated", _) => "Post",
-        ("Object Restore Completed", _) => "Completed",
-        ("Object Restore Expired", _) => "Delete",
-        ("Object Tags Added", _) => "Put",
-        ("Object Tags Deleted", _) => "Delete",
-        ("Object ACL Updated", _) => "Put",
-        _ => "",
-    };
-    format!("{category}:{name}")
 }
 
 /// Decodes an S3 notification key: `+` is a space, `%XX` a byte; `None` unless the bytes are UTF-8.
@@ -603,19 +597,5 @@ mod tests {
     #[test]
     fn lone_percent_is_kept_literally() {
         assert_eq!(decode_key("100%").as_deref(), Some("100%"));
-    }
-
-    #[test]
-    fn eventbridge_names_map_to_s3_event_names() {
-        assert_eq!(
-            eventbridge_event_name("Object Created", Some("PutObject")),
-            "ObjectCreated:Put"
-        );
-        assert_eq!(
-            eventbridge_event_name("Object Deleted", Some("DeleteObject")),
-            "ObjectRemoved:Delete"
-        );
-        assert_eq!(eventbridge_event_name("Object Created", None), "ObjectCreated:");
-        assert_eq!(eventbridge_event_name("Something New", None), "SomethingNew");
     }
 }

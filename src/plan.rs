@@ -301,6 +301,8 @@ mod tests {
             event_name: "ObjectCreated:Put".into(),
             version_id: None,
             sequencer: Some("00".into()),
+            event_time: None,
+            request_id: None,
             body: "x".repeat(body_len),
         })
     }

@@ -9,90 +9,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::fixture;
-use support::moto::{Moto, Received, moto};
+use support::moto::moto;
 use support::payloads::s3_record;
-use support::runtime_api::{Invocation, Outcome, RelayProcess, RuntimeApi};
-
-const WAIT: Duration = Duration::from_secs(30);
-/// What Lambda sends for a sampled invocation of a function behind an uploader with lineage.
-const INVOCATION_TRACE: &str =
-    "Root=1-6745a1b2-0123456789abcdef01234567;Parent=a1b2c3d4e5f60718;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
-const INVOCATION_ROOT: &str = "1-6745a1b2-0123456789abcdef01234567";
-
-/// A relay process and its Runtime API, started with `targets`.
-struct Relay {
-    api: RuntimeApi,
-    process: RelayProcess,
-}
-
-impl Relay {
-    async fn start(moto: &Moto, targets: &str) -> Self {
-        Self::start_with(moto, targets, &[]).await
-    }
-
-    async fn start_with(moto: &Moto, targets: &str, extra: &[(&str, &str)]) -> Self {
-        let api = RuntimeApi::start().await;
-        let mut env = vec![("RELAY_TARGETS", targets), ("AWS_ENDPOINT_URL", moto.endpoint())];
-        env.extend_from_slice(extra);
-        let process = RelayProcess::spawn(&api, &env);
-        assert!(
-            api.wait_for_polls(1, WAIT).await,
-            "relay never polled /next:\n{}",
-            process.logs()
-        );
-        Relay { api, process }
-    }
-
-    async fn invoke(&self, invocation: Invocation) -> Outcome {
-        let handle = self.api.invoke(invocation);
-        handle.outcome(WAIT).await
-    }
-
-    async fn invoke_fixture(&self, name: &str) -> Outcome {
-        self.invoke(Invocation::new(fixture(name)).with_trace(INVOCATION_TRACE))
-            .await
-    }
-}
-
-fn header_field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    header
-        .split(';')
-        .find_map(|part| part.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-}
-
-fn sqs_event(messages: &[(&str, Value)]) -> Value {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|(id, body)| {
-            json!({"messageId": id, "body": body.to_string(), "attributes": {}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:source"})
-        })
-        .collect();
-    json!({ "Records": records })
-}
-
-fn failed_items(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not an SQS batch response: {response}"))
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn keys_of(messages: &[Received]) -> Vec<String> {
-    let mut keys: Vec<String> = messages
-        .iter()
-        .map(|m| {
-            m.json()["Records"][0]["s3"]["object"]["key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    keys.sort();
-    keys
-}
+use support::relay_process::{
+    INVOCATION_ROOT, INVOCATION_TRACE, Relay, WAIT, failed_items, header_field, keys_of, sqs_event,
+};
+use support::runtime_api::{Invocation, Outcome};
 
 #[tokio::test]
 async fn direct_event_reaches_a_queue_and_a_topic_subscriber_with_the_trace_header() {

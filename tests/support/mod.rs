@@ -10,6 +10,7 @@ pub mod fault_proxy;
 pub mod http;
 pub mod moto;
 pub mod payloads;
+pub mod relay_process;
 pub mod runtime_api;
 
 use std::path::{Path, PathBuf};

@@ -325,6 +325,18 @@ impl Moto {
             .collect()
     }
 
+    /// [`Regional::s3`] in [`HOME_REGION`].
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.in_region(HOME_REGION).s3()
+    }
+
+    /// [`Regional::create_bucket_notifying`] in [`HOME_REGION`].
+    pub async fn create_bucket_notifying(&self, bucket: &str, queue_arn: Option<&str>, topic_arn: Option<&str>) {
+        self.in_region(HOME_REGION)
+            .create_bucket_notifying(bucket, queue_arn, topic_arn)
+            .await
+    }
+
     /// [`Regional::send_message`] in [`HOME_REGION`].
     pub async fn send_message(&self, queue_url: &str, body: &str) -> String {
         self.in_region(HOME_REGION).send_message(queue_url, body).await
@@ -368,6 +380,63 @@ impl Regional<'_> {
             .endpoint_url(&self.moto.endpoint)
             .build();
         aws_sdk_sns::Client::from_conf(config)
+    }
+
+    /// An S3 client for this server (path-style addressing), signing for this region.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.to_owned()))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .endpoint_url(&self.moto.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Creates a bucket whose every event is notified to `queue_arn` and/or `topic_arn`. moto, like
+    /// S3, sends an `s3:TestEvent` to each destination when the configuration is set.
+    pub async fn create_bucket_notifying(&self, bucket: &str, queue_arn: Option<&str>, topic_arn: Option<&str>) {
+        use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration, TopicConfiguration};
+        let s3 = self.s3();
+        if let Err(e) = s3.create_bucket().bucket(bucket).send().await {
+            self.moto.fail(&format!("CreateBucket {bucket}"), e);
+        }
+        let events = [
+            Event::from("s3:ObjectCreated:*"),
+            Event::from("s3:ObjectRemoved:*"),
+            Event::from("s3:ObjectTagging:*"),
+        ];
+        let mut config = NotificationConfiguration::builder();
+        if let Some(arn) = queue_arn {
+            let queue = QueueConfiguration::builder()
+                .id("relay-queue")
+                .queue_arn(arn)
+                .set_events(Some(events.to_vec()))
+                .build()
+                .unwrap_or_else(|e| self.moto.fail("QueueConfiguration", e));
+            config = config.queue_configurations(queue);
+        }
+        if let Some(arn) = topic_arn {
+            let topic = TopicConfiguration::builder()
+                .id("relay-topic")
+                .topic_arn(arn)
+                .set_events(Some(events.to_vec()))
+                .build()
+                .unwrap_or_else(|e| self.moto.fail("TopicConfiguration", e));
+            config = config.topic_configurations(topic);
+        }
+        let put = s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(config.build())
+            .send()
+            .await;
+        if let Err(e) = put {
+            self.moto
+                .fail(&format!("PutBucketNotificationConfiguration {bucket}"), e);
+        }
     }
 
     /// Creates a queue in this region and returns its URL (`http://127.0.0.1:<port>/123456789012/<name>`). A name
