@@ -19,6 +19,7 @@ pub mod plan;
 pub mod publish;
 pub mod relay;
 pub mod response;
+pub mod retry;
 pub mod route;
 pub mod trace;
 pub mod xray;

@@ -24,9 +24,13 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 
+use aws_sdk_sns::operation::publish_batch::PublishBatchError;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
+
 use crate::config::Destination;
 use crate::inbound::TRACEPARENT;
 use crate::plan::{Batch, STRING_DATA_TYPE};
+use crate::retry::{RetryClassifier, classify};
 
 /// The HTTP header that carries X-Ray trace context on AWS requests.
 pub const TRACE_HTTP_HEADER: &str = "x-amzn-trace-id";
@@ -158,7 +162,8 @@ struct RegionalClients {
 impl AwsPublisher {
     /// Builds the clients from one loaded SDK configuration: a pair for the function's region and
     /// one more pair per other region a destination lives in ([`Destination::region`]), sharing
-    /// the configuration's credentials, HTTP client, retry and timeout settings.
+    /// the configuration's credentials, HTTP client, retry and timeout settings. Each client
+    /// classifies error responses with [`crate::retry`], so every transient code is retried.
     pub fn new<'a>(
         sdk_config: &aws_config::SdkConfig,
         destinations: impl IntoIterator<Item = &'a Destination>,
@@ -172,29 +177,14 @@ impl AwsPublisher {
             let pinned = aws_config::Region::new(region.to_owned());
             regional.push(RegionalClients {
                 region: region.to_owned(),
-                sqs: aws_sdk_sqs::Client::from_conf(
-                    aws_sdk_sqs::config::Builder::from(sdk_config)
-                        .region(pinned.clone())
-                        .build(),
-                ),
-                sns: aws_sdk_sns::Client::from_conf(
-                    aws_sdk_sns::config::Builder::from(sdk_config).region(pinned).build(),
-                ),
+                sqs: sqs_client(sdk_config, Some(pinned.clone())),
+                sns: sns_client(sdk_config, Some(pinned)),
             });
         }
         AwsPublisher {
-            sqs: aws_sdk_sqs::Client::new(sdk_config),
-            sns: aws_sdk_sns::Client::new(sdk_config),
+            sqs: sqs_client(sdk_config, None),
+            sns: sns_client(sdk_config, None),
             regional,
-        }
-    }
-
-    /// Builds the publisher from existing clients (tests point them at local endpoints).
-    pub fn from_clients(sqs: aws_sdk_sqs::Client, sns: aws_sdk_sns::Client) -> Self {
-        AwsPublisher {
-            sqs,
-            sns,
-            regional: Vec::new(),
         }
     }
 
@@ -314,6 +304,24 @@ impl AwsPublisher {
     }
 }
 
+/// An SQS client from the shared configuration, in `region` when given, classifying errors itself.
+fn sqs_client(sdk_config: &aws_config::SdkConfig, region: Option<aws_config::Region>) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(sdk_config)
+        .region(region.or_else(|| sdk_config.region().cloned()))
+        .retry_classifier(RetryClassifier::<SendMessageBatchError>::new())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// An SNS client from the shared configuration, in `region` when given, classifying errors itself.
+fn sns_client(sdk_config: &aws_config::SdkConfig, region: Option<aws_config::Region>) -> aws_sdk_sns::Client {
+    let config = aws_sdk_sns::config::Builder::from(sdk_config)
+        .region(region.or_else(|| sdk_config.region().cloned()))
+        .retry_classifier(RetryClassifier::<PublishBatchError>::new())
+        .build();
+    aws_sdk_sns::Client::from_conf(config)
+}
+
 impl Publisher for AwsPublisher {
     async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
         match destination {
@@ -373,18 +381,18 @@ fn call_error(operation: &'static str, destination: &str, code: &str, message: S
     }
 }
 
-/// Classifies an SDK error (after the SDK's own retries): throttling, 5xx, timeouts and connection
-/// failures are transient; other service errors are the sender's fault.
+/// Describes an SDK error (after the SDK's own retries) with the relay's classification
+/// ([`classify`]): throttling, 5xx, timeouts and connection failures are transient; other service
+/// errors are the sender's fault.
 fn sdk_call_error<E>(operation: &'static str, destination: &str, error: SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let (code, transient) = match &error {
         SdkError::ServiceError(service) => {
-            let status = service_status(&error);
-            let code = service.err().code().unwrap_or("ServiceError").to_owned();
-            let throttled = code.contains("Throttl") || code == "RequestThrottled" || status == Some(429);
-            (code, throttled || status.is_some_and(|s| s >= 500))
+            let code = service.err().code();
+            let transient = classify(code, service_status(&error)).is_transient();
+            (code.unwrap_or("ServiceError").to_owned(), transient)
         }
         SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
         SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), true),

@@ -64,6 +64,15 @@ pub enum FaultKind {
     },
     /// Forwarded whole; chosen entries are left out of the response altogether (delivered).
     EntryOmitted,
+    /// An error response with this HTTP status and code, as the service writes it: SQS (JSON
+    /// protocol) `__type` = `code` plus, when `query_code` is set, the `x-amzn-query-error` header
+    /// real SQS adds (which the SDK reports as the code); SNS (query protocol) `<Code>` = `code`.
+    /// Not forwarded.
+    ErrorCode {
+        status: u16,
+        code: &'static str,
+        query_code: Option<&'static str>,
+    },
 }
 
 impl FaultKind {
@@ -81,6 +90,7 @@ impl FaultKind {
             FaultKind::EntryFailedStripped { sender_fault: false } => "entry_failed_stripped_transient",
             FaultKind::EntryFailedStripped { sender_fault: true } => "entry_failed_stripped_sender",
             FaultKind::EntryOmitted => "entry_omitted_delivered",
+            FaultKind::ErrorCode { .. } => "error_code",
         }
     }
 
@@ -609,15 +619,28 @@ fn error_response(
     fault_type: &str,
     message: &str,
 ) -> ProxyResponse {
+    coded_error_response(protocol, status, code, Some(code), fault_type, message)
+}
+
+/// An error response; for SQS, `query_code` goes in `x-amzn-query-error` (absent when `None`).
+fn coded_error_response(
+    protocol: Protocol,
+    status: StatusCode,
+    code: &str,
+    query_code: Option<&str>,
+    fault_type: &str,
+    message: &str,
+) -> ProxyResponse {
     let rid = request_id(rand::random());
     let mut b = Response::builder()
         .status(status)
         .header("x-amzn-requestid", rid.as_str());
     let body = match protocol {
         Protocol::SqsJson => {
-            b = b
-                .header(header::CONTENT_TYPE, "application/x-amz-json-1.0")
-                .header("x-amzn-query-error", format!("{code};{fault_type}"));
+            b = b.header(header::CONTENT_TYPE, "application/x-amz-json-1.0");
+            if let Some(query_code) = query_code {
+                b = b.header("x-amzn-query-error", format!("{query_code};{fault_type}"));
+            }
             json!({"__type": format!("com.amazonaws.sqs#{code}"), "message": message}).to_string()
         }
         Protocol::SnsQuery => {
@@ -970,6 +993,22 @@ async fn process(shared: &Shared, parts: Parts, body: Bytes) -> Option<ProxyResp
                 "ServiceUnavailable",
                 "Receiver",
                 "Injected late error",
+            ))
+        }
+        FaultKind::ErrorCode {
+            status,
+            code,
+            query_code,
+        } => {
+            let status = StatusCode::from_u16(status).expect("a valid HTTP status");
+            let fault_type = if status.is_server_error() { "Receiver" } else { "Sender" };
+            Some(coded_error_response(
+                call.protocol,
+                status,
+                code,
+                query_code,
+                fault_type,
+                "Injected error",
             ))
         }
         FaultKind::ResetBeforeForward => None,
