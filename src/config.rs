@@ -23,6 +23,13 @@ pub const RELAY_MAX_IN_FLIGHT: &str = "RELAY_MAX_IN_FLIGHT";
 /// Time one attempt of one SQS/SNS call may take before the SDK gives up on it and retries.
 pub const RELAY_ATTEMPT_TIMEOUT_MS: &str = "RELAY_ATTEMPT_TIMEOUT_MS";
 
+/// Lambda's log format: `JSON` or `Text` (advanced logging controls).
+pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+/// Lambda's log level (advanced logging controls); wins over [`RUST_LOG`].
+pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+/// `tracing` filter directives, for a level per module when running locally.
+pub const RUST_LOG: &str = "RUST_LOG";
+
 /// Default margin before the deadline: enough for one SDK round trip to fail fast and for the
 /// response to reach the Runtime API.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(500);

@@ -19,13 +19,16 @@ pub async fn fail_init<E>(error: E) -> lambda_runtime::Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    tracing::error!(error = %error, "init failed");
+    tracing::error!(error = crate::logs::text(&error).as_str(), "init failed");
     let diagnostic = Diagnostic {
         error_type: CONFIG_ERROR_TYPE.to_owned(),
         error_message: error.to_string(),
     };
     if let Err(report) = report(&diagnostic).await {
-        tracing::warn!(error = %report, "could not report the init error to the Runtime API");
+        tracing::warn!(
+            error = crate::logs::text(&report).as_str(),
+            "could not report the init error to the Runtime API"
+        );
     }
     Box::new(error)
 }

@@ -14,6 +14,7 @@ pub mod fifo;
 pub mod inbound;
 pub mod init;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod plan;
 pub mod publish;

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    s3_trace_relay::logs::init_subscriber(|name| std::env::var(name).ok());
     let config = match RelayConfig::from_lookup(|name| std::env::var(name).ok()) {
         Ok(config) => Arc::new(config),
         Err(e) => return Err(init::fail_init(e).await),

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::config::{Destination, RelayConfig, Target};
 use crate::context::{Fallback, InvocationTrace, resolve};
 use crate::inbound::{Carrier, Content, DecodeError, Inbound, Notification, Source, decode};
+use crate::logs;
 use crate::metrics::{TargetCounts, emf_lines};
 use crate::plan::{Batch, Message, Outgoing, Plan, plan};
 use crate::publish::{CallError, CallReport, EntryOutcome, Failure, Publisher};
@@ -192,7 +193,14 @@ impl<P: Publisher> Relay<P> {
                 for (message, failure) in run.failures {
                     let n = &message.notification;
                     let target = &run.counts.target;
-                    tracing::error!(bucket = %n.bucket, key = %n.key, target = %target, code = %failure.code, error = %failure.message, "message not delivered");
+                    tracing::error!(
+                        bucket = logs::input(&n.bucket),
+                        key = logs::input(&n.key),
+                        target = target.as_str(),
+                        code = logs::input(&failure.code),
+                        error = logs::input(&failure.message),
+                        "message not delivered"
+                    );
                     fail(
                         &mut states,
                         message.unit,
@@ -225,7 +233,7 @@ impl<P: Publisher> Relay<P> {
             .collect();
         summary.failed = failures.len();
         tracing::info!(
-            request_id = %info.request_id,
+            request_id = info.request_id.as_str(),
             received = summary.received,
             relayed = summary.relayed,
             failed = summary.failed,
@@ -483,14 +491,14 @@ pub struct Prepared {
 /// exceeds a target's size limit are marked failed here, before anything is sent.
 pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Result<Prepared, RelayError> {
     let inbound = decode(payload).map_err(|e| {
-        tracing::error!(error = %e, "invocation payload rejected");
+        tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
         RelayError::BadPayload(e)
     })?;
     let mut summary = Summary::default();
     let invocation_trace = InvocationTrace::parse(trace_id);
     if let InvocationTrace::Invalid(reason) = &invocation_trace {
         summary.invalid_trace_headers += 1;
-        tracing::warn!(reason = %reason, "invocation trace header is invalid");
+        tracing::warn!(reason = logs::input(reason), "invocation trace header is invalid");
     }
     let record_level = matches!(inbound.source, Source::Sqs { .. });
 
@@ -509,7 +517,11 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
         match &unit.content {
             Err(e) => {
                 summary.received += 1;
-                tracing::error!(message_id = ?unit.message_id, error = %e, "record rejected");
+                tracing::error!(
+                    message_id = unit.message_id.as_deref().map(logs::input),
+                    error = logs::text(e).as_str(),
+                    "record rejected"
+                );
                 fail(&mut states, index, e.to_string());
                 if let Some(group) = &unit.group_id {
                     blocked_groups.insert(group);
@@ -527,16 +539,22 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
                         Fallback::ToInvocation { reason } => ("invocation", reason),
                         Fallback::ToNone { reason } => ("none", reason),
                     };
-                    tracing::warn!(message_id = ?unit.message_id, fallback = to, reason = %reason, "trace context fallback");
+                    tracing::warn!(
+                        message_id = unit.message_id.as_deref().map(logs::input),
+                        fallback = to,
+                        reason = logs::input(reason),
+                        "trace context fallback"
+                    );
                 }
                 summary.received += list.len();
+                let trace = resolved.header.as_ref().map(ToString::to_string);
                 for n in list {
                     tracing::debug!(
-                        message_id = ?unit.message_id,
-                        bucket = %n.bucket,
-                        key = %n.key,
-                        event = %n.event_name,
-                        trace = ?resolved.header.as_ref().map(ToString::to_string),
+                        message_id = unit.message_id.as_deref().map(logs::input),
+                        bucket = logs::input(&n.bucket),
+                        key = logs::input(&n.key),
+                        event = logs::input(&n.event_name),
+                        trace = trace.as_deref(),
                         "record received"
                     );
                     records.push((index, n, resolved.header.clone()));
@@ -597,7 +615,14 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
             let target = targets
                 .get(o.target)
                 .map_or_else(|| format!("target #{}", o.target), |t| t.destination.to_string());
-            tracing::error!(bucket = %n.bucket, key = %n.key, size = o.message.size, limit = o.limit, target, "message exceeds the target's size limit");
+            tracing::error!(
+                bucket = logs::input(&n.bucket),
+                key = logs::input(&n.key),
+                size = o.message.size,
+                limit = o.limit,
+                target,
+                "message exceeds the target's size limit"
+            );
             fail(
                 &mut states,
                 o.message.unit,
