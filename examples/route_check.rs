@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     };
     let routes: Map<String, Value> = args
         .map(|event_name| {
-            let targets: Vec<usize> = route(&config.targets, &key, &event_name).collect();
+            let filters = config.targets.iter().map(|t| &t.filter);
+            let targets: Vec<usize> = route(filters, &key, &event_name).collect();
             (event_name, json!(targets))
         })
         .collect();

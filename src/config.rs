@@ -11,7 +11,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::metrics::{DEFAULT_NAMESPACE, RELAY_METRICS_NAMESPACE};
 use crate::route::{EventPattern, Filter};
 
 /// The variable that lists where notifications go.
@@ -23,6 +22,14 @@ pub const RELAY_MAX_IN_FLIGHT: &str = "RELAY_MAX_IN_FLIGHT";
 /// Time one attempt of one SQS/SNS call may take before the SDK gives up on it and retries.
 pub const RELAY_ATTEMPT_TIMEOUT_MS: &str = "RELAY_ATTEMPT_TIMEOUT_MS";
 
+/// The CloudWatch namespace of the EMF metrics.
+pub const RELAY_METRICS_NAMESPACE: &str = "RELAY_METRICS_NAMESPACE";
+/// The function's name, set by Lambda: the `FunctionName` dimension and the X-Ray segment name.
+pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// The Runtime API's address, set by Lambda: without it the process is not running under Lambda.
+pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// The X-Ray daemon's address, set by Lambda when active tracing is on.
+pub const AWS_XRAY_DAEMON_ADDRESS: &str = "AWS_XRAY_DAEMON_ADDRESS";
 /// Lambda's log format: `JSON` or `Text` (advanced logging controls).
 pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
 /// Lambda's log level (advanced logging controls); wins over [`RUST_LOG`].
@@ -36,6 +43,8 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 /// Default per-attempt timeout: a batch call normally answers in tens of milliseconds; three seconds
 /// leaves room for a slow one while still allowing a retry within a typical invocation.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The namespace of the metrics when [`RELAY_METRICS_NAMESPACE`] is unset.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "S3TraceRelay";
 /// Default bound on concurrent publish calls: keeps a 10 000-record batch from opening thousands
 /// of connections while still overlapping network waits.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
@@ -53,6 +62,10 @@ pub struct RelayConfig {
     pub metrics_namespace: String,
     /// Per-attempt timeout of SDK calls.
     pub attempt_timeout: Duration,
+    /// The function's name (empty outside Lambda).
+    pub function_name: String,
+    /// Where the X-Ray daemon listens, when Lambda says.
+    pub xray_daemon_address: Option<String>,
 }
 
 /// One destination and the filter that selects the records it receives.
@@ -157,35 +170,43 @@ const TARGETS_EXPECTED: &str = "a comma-separated list of SQS queue URLs (https:
      each optionally followed by ?prefix=…&suffix=…&events=…";
 
 impl RelayConfig {
-    /// Reads the configuration through `lookup` (the process environment in `main`, a map in tests).
+    /// Reads the configuration through `lookup` (the process environment in Lambda, a map in tests).
+    ///
+    /// ```
+    /// use s3_trace_relay::RelayConfig;
+    /// let env = |name: &str| match name {
+    ///     "RELAY_TARGETS" => Some("arn:aws:sqs:us-east-1:123456789012:out?events=ObjectCreated:*".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let config = RelayConfig::from_lookup(env).unwrap();
+    /// assert_eq!(config.targets[0].destination.address(), "https://sqs.us-east-1.amazonaws.com/123456789012/out");
+    ///
+    /// let err = RelayConfig::from_lookup(|_| None).unwrap_err();
+    /// assert!(err.to_string().starts_with("RELAY_TARGETS is not set"));
+    /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw = lookup(RELAY_TARGETS).ok_or(ConfigError::Missing {
             variable: RELAY_TARGETS,
             expected: TARGETS_EXPECTED,
         })?;
-        let targets = parse_targets(&raw)?;
-        let deadline_margin = match lookup(RELAY_DEADLINE_MARGIN_MS) {
-            None => DEFAULT_DEADLINE_MARGIN,
-            Some(v) => Duration::from_millis(parse_number(RELAY_DEADLINE_MARGIN_MS, &v, 0, 60_000)?),
-        };
-        let max_in_flight = match lookup(RELAY_MAX_IN_FLIGHT) {
-            None => DEFAULT_MAX_IN_FLIGHT,
-            Some(v) => parse_number(RELAY_MAX_IN_FLIGHT, &v, 1, 1024)? as usize,
-        };
-        let attempt_timeout = match lookup(RELAY_ATTEMPT_TIMEOUT_MS) {
-            None => DEFAULT_ATTEMPT_TIMEOUT,
-            Some(v) => Duration::from_millis(parse_number(RELAY_ATTEMPT_TIMEOUT_MS, &v, 10, 900_000)?),
-        };
-        let metrics_namespace = match lookup(RELAY_METRICS_NAMESPACE) {
-            None => DEFAULT_NAMESPACE.to_owned(),
-            Some(v) => parse_namespace(&v)?,
+        let millis = |variable, default: Duration, min, max| match lookup(variable) {
+            None => Ok(default),
+            Some(v) => parse_number(variable, &v, min, max).map(Duration::from_millis),
         };
         Ok(RelayConfig {
-            targets,
-            deadline_margin,
-            max_in_flight,
-            metrics_namespace,
-            attempt_timeout,
+            targets: parse_targets(&raw)?,
+            deadline_margin: millis(RELAY_DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN, 0, 60_000)?,
+            attempt_timeout: millis(RELAY_ATTEMPT_TIMEOUT_MS, DEFAULT_ATTEMPT_TIMEOUT, 10, 900_000)?,
+            max_in_flight: match lookup(RELAY_MAX_IN_FLIGHT) {
+                None => DEFAULT_MAX_IN_FLIGHT,
+                Some(v) => usize::try_from(parse_number(RELAY_MAX_IN_FLIGHT, &v, 1, 1024)?).unwrap_or(1024),
+            },
+            metrics_namespace: match lookup(RELAY_METRICS_NAMESPACE) {
+                None => DEFAULT_METRICS_NAMESPACE.to_owned(),
+                Some(v) => parse_namespace(&v)?,
+            },
+            function_name: lookup(AWS_LAMBDA_FUNCTION_NAME).unwrap_or_default(),
+            xray_daemon_address: lookup(AWS_XRAY_DAEMON_ADDRESS),
         })
     }
 }

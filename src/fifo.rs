@@ -12,8 +12,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::inbound::Notification;
-use crate::limits::MAX_FIFO_ID_CHARS;
+use crate::message::{MAX_FIFO_ID_CHARS, Notification};
 
 /// Characters SQS and SNS accept in FIFO ids: ASCII alphanumerics and punctuation.
 fn allowed(c: char) -> bool {

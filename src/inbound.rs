@@ -26,6 +26,7 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::message::{AWS_TRACE_HEADER, Notification, TRACEPARENT};
 use crate::trace::TraceHeader;
 
 mod eventbridge;
@@ -34,11 +35,6 @@ mod sqs_stream;
 
 pub use eventbridge::eventbridge_event_name;
 pub use s3::{S3_EVENT_SOURCES, is_s3_source};
-
-/// Name of the SQS system attribute that carries the producer's X-Ray header.
-pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
-/// Name of the message attribute that carries a W3C trace context.
-pub const TRACEPARENT: &str = "traceparent";
 
 /// Where the invocation came from; decides how failures are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,27 +93,6 @@ pub enum Content {
     Notifications(Vec<Arc<Notification>>),
     /// `s3:TestEvent`, sent by S3 when notifications are configured: acknowledged, never forwarded.
     TestEvent,
-}
-
-/// One S3 event, ready to route and publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
-    /// Bucket name.
-    pub bucket: String,
-    /// Object key, URL-decoded.
-    pub key: String,
-    /// Event name as S3 writes it in a record, e.g. `ObjectCreated:Put`.
-    pub event_name: String,
-    /// Object version id, when versioning is on.
-    pub version_id: Option<String>,
-    /// S3's per-key ordering token (PUT and DELETE events only).
-    pub sequencer: Option<String>,
-    /// When the event happened (`eventTime`; EventBridge: `time`), as sent.
-    pub event_time: Option<String>,
-    /// The S3 request id (`responseElements.x-amz-request-id`; EventBridge: `detail.request-id`).
-    pub request_id: Option<String>,
-    /// The message body to publish: `{"Records":[<record as received>]}`, or the EventBridge event.
-    pub body: String,
 }
 
 /// Why a payload or unit could not be decoded. Messages name what was expected.

@@ -13,12 +13,8 @@ const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
 /// Error type reported for configuration errors.
 pub const CONFIG_ERROR_TYPE: &str = "S3TraceRelay.ConfigError";
 
-/// Logs the error, reports it to `/runtime/init/error` when running under a Runtime API, and
-/// returns it for `main` to exit with.
-pub async fn fail_init<E>(error: E) -> lambda_runtime::Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
+/// Logs the error and reports it to the Runtime API's `/runtime/init/error`.
+pub async fn fail_init(error: &(dyn std::error::Error + Send + Sync)) {
     tracing::error!(error = crate::logs::text(&error).as_str(), "init failed");
     let diagnostic = Diagnostic {
         error_type: CONFIG_ERROR_TYPE.to_owned(),
@@ -30,7 +26,6 @@ where
             "could not report the init error to the Runtime API"
         );
     }
-    Box::new(error)
 }
 
 async fn report(diagnostic: &Diagnostic) -> Result<(), lambda_runtime::Error> {

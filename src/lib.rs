@@ -10,12 +10,15 @@
 
 pub mod config;
 pub mod context;
+pub mod failure;
 pub mod fifo;
 pub mod inbound;
 pub mod init;
-pub mod limits;
+pub mod lambda;
 pub mod logs;
+pub mod message;
 pub mod metrics;
+pub mod order;
 pub mod plan;
 pub mod publish;
 pub mod relay;

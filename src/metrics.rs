@@ -10,18 +10,13 @@ use serde_json::{Map, Value, json};
 
 use crate::response::Summary;
 
-/// The variable naming the CloudWatch namespace of the metrics.
-pub const RELAY_METRICS_NAMESPACE: &str = "RELAY_METRICS_NAMESPACE";
-/// The namespace used when the variable is unset.
-pub const DEFAULT_NAMESPACE: &str = "S3TraceRelay";
-
 /// Counts for one target in one invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetCounts {
     /// Queue URL or topic ARN.
     pub target: String,
     /// Messages accepted.
-    pub relayed: usize,
+    pub published: usize,
     /// Messages not delivered.
     pub failed: usize,
     /// Batch calls made.
@@ -33,7 +28,7 @@ pub struct TargetCounts {
 impl TargetCounts {
     /// Adds another run's counts for the same target.
     pub fn add(&mut self, other: &TargetCounts) {
-        self.relayed += other.relayed;
+        self.published += other.published;
         self.failed += other.failed;
         self.publish_calls += other.publish_calls;
         self.retries += other.retries;
@@ -45,14 +40,15 @@ pub fn emf_lines(
     namespace: &str,
     function_name: &str,
     summary: &Summary,
-    targets: &[TargetCounts],
+    targets: &[&TargetCounts],
     timestamp_ms: u64,
 ) -> Vec<String> {
     let mut lines = Vec::with_capacity(1 + targets.len());
     let function_metrics = [
         ("RecordsReceived", summary.received),
-        ("RecordsRelayed", summary.relayed),
-        ("RecordsFailed", summary.failed),
+        ("MessagesPublished", summary.published),
+        ("MessagesFailed", summary.messages_failed),
+        ("ReportedFailures", summary.reported_failures),
         ("RecordsFilteredOut", summary.filtered_out),
         ("TestEvents", summary.test_events),
         ("TraceHeadersInvalid", summary.invalid_trace_headers),
@@ -68,8 +64,8 @@ pub fn emf_lines(
     ));
     for t in targets {
         let metrics = [
-            ("RecordsRelayed", t.relayed),
-            ("RecordsFailed", t.failed),
+            ("MessagesPublished", t.published),
+            ("MessagesFailed", t.failed),
             ("PublishCalls", t.publish_calls),
             ("Retries", t.retries),
         ];
@@ -118,8 +114,8 @@ mod tests {
     fn function_line_is_valid_emf_with_every_count() {
         let summary = Summary {
             received: 3,
-            relayed: 5,
-            failed: 1,
+            published: 5,
+            reported_failures: 1,
             publish_calls: 2,
             ..Summary::default()
         };
@@ -134,8 +130,12 @@ mod tests {
             assert!(v[name].is_u64(), "metric {name} has a value");
         }
         assert_eq!(
-            (v["RecordsReceived"].as_u64(), v["RecordsRelayed"].as_u64()),
-            (Some(3), Some(5))
+            (
+                v["RecordsReceived"].as_u64(),
+                v["MessagesPublished"].as_u64(),
+                v["ReportedFailures"].as_u64()
+            ),
+            (Some(3), Some(5), Some(1))
         );
         assert_eq!(v["FunctionName"], "relay");
         assert_eq!(v["_aws"]["Timestamp"], 1_764_072_000_000u64);
@@ -145,16 +145,16 @@ mod tests {
     fn each_target_gets_a_line_with_its_dimension() {
         let t = TargetCounts {
             target: "arn:aws:sns:us-east-1:123456789012:t".into(),
-            relayed: 4,
+            published: 4,
             ..TargetCounts::default()
         };
-        let lines = emf_lines("NS", "relay", &Summary::default(), &[t], 0);
+        let lines = emf_lines("NS", "relay", &Summary::default(), &[&t], 0);
         let v: Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["FunctionName", "Target"]])
         );
         assert_eq!(v["Target"], "arn:aws:sns:us-east-1:123456789012:t");
-        assert_eq!(v["RecordsRelayed"], 4);
+        assert_eq!(v["MessagesPublished"], 4);
     }
 }

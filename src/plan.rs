@@ -12,51 +12,12 @@ use std::sync::Arc;
 
 use crate::config::{Destination, Target};
 use crate::fifo;
-use crate::inbound::{Notification, TRACEPARENT};
-use crate::limits::{MAX_BATCH_ENTRIES, SNS_MAX_BATCH_BYTES, SQS_MAX_BATCH_BYTES};
+use crate::message::{
+    Batch, FifoIds, MAX_BATCH_ENTRIES, Message, Notification, SNS_MAX_BATCH_BYTES, SQS_MAX_BATCH_BYTES,
+    STRING_DATA_TYPE, TRACEPARENT,
+};
 use crate::route::route;
 use crate::trace::TraceHeader;
-
-/// `String`: the data type of every message attribute the relay writes.
-pub const STRING_DATA_TYPE: &str = "String";
-
-/// One message for one target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// The retry unit the record came from.
-    pub unit: usize,
-    /// The notification (shared between targets).
-    pub notification: Arc<Notification>,
-    /// The outbound trace header (canonical), if any.
-    pub trace: Option<TraceHeader>,
-    /// The W3C form of `trace`, sent as the `traceparent` message attribute.
-    pub traceparent: Option<String>,
-    /// Group and deduplication ids, for FIFO targets.
-    pub fifo: Option<FifoIds>,
-    /// Bytes the message counts toward the service's size limit (body plus message attributes).
-    pub size: usize,
-}
-
-/// FIFO ids of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FifoIds {
-    /// `MessageGroupId`: one per object.
-    pub group_id: String,
-    /// `MessageDeduplicationId`: one per S3 event.
-    pub deduplication_id: String,
-}
-
-/// One `SendMessageBatch` or `PublishBatch` call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    /// Index of the target in the configuration.
-    pub target: usize,
-    /// For SNS: the trace header every entry shares, sent as the request's `X-Amzn-Trace-Id`.
-    /// Always `None` for SQS, whose entries carry their own.
-    pub request_trace: Option<TraceHeader>,
-    /// The entries, at most [`MAX_BATCH_ENTRIES`].
-    pub messages: Vec<Message>,
-}
 
 /// A message that cannot be sent because it exceeds its target's size limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +88,7 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         // The W3C form is the same for every target of the record: written once.
         let traceparent = record.trace.and_then(TraceHeader::to_traceparent);
         let mut routed = false;
-        for t in route(targets, &n.key, &n.event_name) {
+        for t in route(targets.iter().map(|t| &t.filter), &n.key, &n.event_name) {
             routed = true;
             if let (Some((fits, too_big)), Some(target)) = (per_target.get_mut(t), targets.get(t)) {
                 let m = message(

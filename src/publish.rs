@@ -28,32 +28,18 @@ use aws_sdk_sns::operation::publish_batch::PublishBatchError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
 
 use crate::config::Destination;
-use crate::inbound::TRACEPARENT;
-use crate::plan::{Batch, STRING_DATA_TYPE};
+use crate::failure::{CallError, Reason};
+use crate::message::{Batch, STRING_DATA_TYPE, TRACE_HTTP_HEADER, TRACEPARENT};
 use crate::retry::{RetryClassifier, classify};
-
-/// The HTTP header that carries X-Ray trace context on AWS requests.
-pub const TRACE_HTTP_HEADER: &str = "x-amzn-trace-id";
 
 /// What happened to one entry of a batch call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryOutcome {
     /// The service accepted the entry.
     Delivered,
-    /// The service rejected the entry, or the call failed as a whole.
-    Failed(Failure),
-}
-
-/// Why an entry was not delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// The service's error code, or a relay code (`CallFailed`, `DeadlineExceeded`, `TooLarge`, …).
-    pub code: String,
-    /// Human-readable detail.
-    pub message: String,
-    /// `true` when sending the same entry again may succeed (`SenderFault=false`, throttling, 5xx,
-    /// timeouts); `false` for the sender's own fault.
-    pub transient: bool,
+    /// The service failed the entry ([`Reason::Rejected`]) or did not mention it
+    /// ([`Reason::MissingFromResponse`]).
+    Failed(Reason),
 }
 
 /// The answer to a batch call that got a response.
@@ -71,37 +57,6 @@ impl CallReport {
         CallReport {
             entries,
             request_id: None,
-        }
-    }
-}
-
-/// A whole call that failed, so none of its entries is known to be delivered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{operation} to {destination} failed ({code}): {message}")]
-pub struct CallError {
-    /// `SendMessageBatch` or `PublishBatch`.
-    pub operation: &'static str,
-    /// Queue URL or topic ARN.
-    pub destination: String,
-    /// Service error code, or the SDK's failure kind.
-    pub code: String,
-    /// Detail.
-    pub message: String,
-    /// Whether a later attempt may succeed.
-    pub transient: bool,
-    /// HTTP status of the error response, if one came back.
-    pub status: Option<u16>,
-    /// AWS request id of the error response, if one came back.
-    pub request_id: Option<String>,
-}
-
-impl CallError {
-    /// The failure each entry of the call gets.
-    pub fn to_failure(&self) -> Failure {
-        Failure {
-            code: self.code.clone(),
-            message: self.to_string(),
-            transient: self.transient,
         }
     }
 }
@@ -202,7 +157,7 @@ impl AwsPublisher {
         fifo: bool,
         batch: &Batch,
     ) -> Result<CallReport, CallError> {
-        let fail = |code: &str, message: String| call_error("SendMessageBatch", queue_url, code, message, false);
+        let fail = |code: &str, message: String| call_error(SEND_MESSAGE_BATCH, code, message);
         let mut request = client.send_message_batch().queue_url(queue_url);
         for (i, m) in batch.messages.iter().enumerate() {
             let mut entry = SendMessageBatchRequestEntry::builder()
@@ -238,7 +193,7 @@ impl AwsPublisher {
             })
             .send()
             .await
-            .map_err(|e| sdk_call_error("SendMessageBatch", queue_url, e))?;
+            .map_err(|e| sdk_call_error(SEND_MESSAGE_BATCH, e))?;
         let failed = output
             .failed()
             .iter()
@@ -256,7 +211,7 @@ impl AwsPublisher {
         fifo: bool,
         batch: &Batch,
     ) -> Result<CallReport, CallError> {
-        let fail = |code: &str, message: String| call_error("PublishBatch", topic_arn, code, message, false);
+        let fail = |code: &str, message: String| call_error(PUBLISH_BATCH, code, message);
         let mut request = client.publish_batch().topic_arn(topic_arn);
         for (i, m) in batch.messages.iter().enumerate() {
             let mut entry = PublishBatchRequestEntry::builder()
@@ -291,7 +246,7 @@ impl AwsPublisher {
             })
             .send()
             .await
-            .map_err(|e| sdk_call_error("PublishBatch", topic_arn, e))?;
+            .map_err(|e| sdk_call_error(PUBLISH_BATCH, e))?;
         let failed = output
             .failed()
             .iter()
@@ -337,6 +292,11 @@ impl Publisher for AwsPublisher {
     }
 }
 
+/// The SQS operation the relay publishes with.
+pub const SEND_MESSAGE_BATCH: &str = "SendMessageBatch";
+/// The SNS operation the relay publishes with.
+pub const PUBLISH_BATCH: &str = "PublishBatch";
+
 /// Maps a batch response to one outcome per entry (entry ids are positions). An entry the response
 /// names neither as successful nor as failed is reported failed: nothing is assumed delivered.
 fn outcomes<'a>(
@@ -344,14 +304,7 @@ fn outcomes<'a>(
     succeeded: impl Iterator<Item = &'a str>,
     failed: impl Iterator<Item = (&'a str, bool, &'a str, Option<&'a str>)>,
 ) -> Vec<EntryOutcome> {
-    let mut result = vec![
-        EntryOutcome::Failed(Failure {
-            code: "MissingFromResponse".into(),
-            message: "the batch response did not mention this entry".into(),
-            transient: true,
-        });
-        len
-    ];
+    let mut result = vec![EntryOutcome::Failed(Reason::MissingFromResponse); len];
     for id in succeeded {
         if let Some(slot) = id.parse::<usize>().ok().and_then(|i| result.get_mut(i)) {
             *slot = EntryOutcome::Delivered;
@@ -359,23 +312,23 @@ fn outcomes<'a>(
     }
     for (id, sender_fault, code, message) in failed {
         if let Some(slot) = id.parse::<usize>().ok().and_then(|i| result.get_mut(i)) {
-            *slot = EntryOutcome::Failed(Failure {
+            *slot = EntryOutcome::Failed(Reason::Rejected {
                 code: code.to_owned(),
                 message: message.unwrap_or_default().to_owned(),
-                transient: !sender_fault,
+                sender_fault,
             });
         }
     }
     result
 }
 
-fn call_error(operation: &'static str, destination: &str, code: &str, message: String, transient: bool) -> CallError {
+/// A call that could not even be built (never with the relay's own entries).
+fn call_error(operation: &'static str, code: &str, message: String) -> CallError {
     CallError {
         operation,
-        destination: destination.to_owned(),
         code: code.to_owned(),
         message,
-        transient,
+        transient: false,
         status: None,
         request_id: None,
     }
@@ -384,15 +337,21 @@ fn call_error(operation: &'static str, destination: &str, code: &str, message: S
 /// Describes an SDK error (after the SDK's own retries) with the relay's classification
 /// ([`classify`]): throttling, 5xx, timeouts and connection failures are transient; other service
 /// errors are the sender's fault.
-fn sdk_call_error<E>(operation: &'static str, destination: &str, error: SdkError<E, HttpResponse>) -> CallError
+fn sdk_call_error<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let status = match &error {
+        SdkError::ServiceError(_) => error.raw_response().map(|r| r.status().as_u16()),
+        _ => None,
+    };
     let (code, transient) = match &error {
         SdkError::ServiceError(service) => {
             let code = service.err().code();
-            let transient = classify(code, service_status(&error)).is_transient();
-            (code.unwrap_or("ServiceError").to_owned(), transient)
+            (
+                code.unwrap_or("ServiceError").to_owned(),
+                classify(code, status).is_transient(),
+            )
         }
         SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
         SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), true),
@@ -407,14 +366,8 @@ where
     CallError {
         status: error.raw_response().map(|r| r.status().as_u16()),
         request_id: error.request_id().map(str::to_owned),
-        ..call_error(operation, destination, &code, message, transient)
-    }
-}
-
-fn service_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
-    match error {
-        SdkError::ServiceError(_) => error.raw_response().map(|r| r.status().as_u16()),
-        _ => None,
+        transient,
+        ..call_error(operation, &code, message)
     }
 }
 
@@ -430,8 +383,10 @@ mod tests {
             [("2", true, "InvalidParameterValue", None)].into_iter(),
         );
         assert_eq!(out[0], EntryOutcome::Delivered);
-        assert!(matches!(&out[1], EntryOutcome::Failed(f) if f.code == "MissingFromResponse" && f.transient));
-        assert!(matches!(&out[2], EntryOutcome::Failed(f) if f.code == "InvalidParameterValue" && !f.transient));
+        assert_eq!(out[1], EntryOutcome::Failed(Reason::MissingFromResponse));
+        assert!(
+            matches!(&out[2], EntryOutcome::Failed(Reason::Rejected { code, sender_fault: true, .. }) if code == "InvalidParameterValue")
+        );
     }
 
     #[test]
@@ -441,6 +396,8 @@ mod tests {
             std::iter::empty(),
             [("0", false, "InternalError", Some("try again"))].into_iter(),
         );
-        assert!(matches!(&out[0], EntryOutcome::Failed(f) if f.transient && f.message == "try again"));
+        assert!(
+            matches!(&out[0], EntryOutcome::Failed(r @ Reason::Rejected { message, .. }) if r.resend_alone() && message == "try again")
+        );
     }
 }

@@ -1,14 +1,17 @@
 //! The relay core: decode → choose trace contexts → route and batch → publish → account for every
-//! record (CONTRACT §6).
+//! record (CONTRACT §6). This module orchestrates; each rule lives in the module named after it:
+//! [`crate::inbound`] decodes, [`crate::context`] picks trace contexts, [`crate::plan`] routes and
+//! batches, [`crate::order`] keeps FIFO order, [`crate::publish`] sends, [`crate::response`] answers.
 //!
-//! At least once, nothing lost: a retry unit counts as delivered only when every message it routes to
-//! was accepted by its target; anything else is reported failed so Lambda delivers it again.
-//! Entries that failed transiently (`SenderFault=false`, `MissingFromResponse`) are resent alone with
-//! jittered exponential backoff; whole-call retries are left to the SDK's own retry policy. The
-//! relay watches the invocation deadline: it starts no call after `deadline - margin` and bounds
-//! every call by that instant, so it can still answer Lambda before being killed.
+//! At least once, nothing lost: a retry unit counts as delivered only when every message it routes
+//! to was accepted by its target; anything else is reported failed, with a typed
+//! [`Undelivered`] reason, so Lambda delivers it again. Entries the service failed without it being
+//! the sender's fault (or did not mention) are resent alone with jittered exponential backoff;
+//! whole-call retries are the SDK's (see [`crate::retry`]). The relay watches the invocation
+//! deadline: it starts no call after `deadline - margin` and bounds every call by that instant, so
+//! it can still answer Lambda before being killed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,12 +20,15 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::{Destination, RelayConfig, Target};
-use crate::context::{Fallback, InvocationTrace, resolve};
-use crate::inbound::{Carrier, Content, DecodeError, Inbound, Notification, Source, decode};
+use crate::context::{Fallback, InvocationTrace, Resolved, resolve};
+use crate::failure::{HoldBack, Reason, Undelivered};
+use crate::inbound::{Carrier, Content, Inbound, Source, Unit, decode};
 use crate::logs;
+use crate::message::{Batch, Message, Notification};
 use crate::metrics::{TargetCounts, emf_lines};
-use crate::plan::{Batch, Message, Outgoing, Plan, plan};
-use crate::publish::{CallError, CallReport, EntryOutcome, Failure, Publisher};
+use crate::order::{Order, TargetGate};
+use crate::plan::{Outgoing, Plan, plan};
+use crate::publish::{CallReport, EntryOutcome, Publisher};
 use crate::response::{RelayError, RelayResponse, Summary, UnitFailure, respond};
 use crate::trace::TraceHeader;
 use crate::xray::{CallFacts, CallRecording, InvocationRecording, Recorder};
@@ -92,13 +98,6 @@ pub struct MetricsOutput {
     pub function_name: String,
 }
 
-/// Where one retry unit stands.
-#[derive(Debug, Default)]
-struct UnitState {
-    /// The first reason the unit failed, if it did.
-    failure: Option<String>,
-}
-
 impl<P: Publisher> Relay<P> {
     /// Builds the relay.
     pub fn new(config: Arc<RelayConfig>, publisher: P) -> Self {
@@ -127,126 +126,85 @@ impl<P: Publisher> Relay<P> {
         &self.config
     }
 
-    /// Handles one invocation payload.
+    /// Handles one invocation payload: what Lambda is answered, or why the invocation failed.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use s3_trace_relay::{InvocationInfo, Relay, RelayConfig};
+    /// # use s3_trace_relay::message::Batch;
+    /// # use s3_trace_relay::config::Destination;
+    /// # use s3_trace_relay::failure::CallError;
+    /// # use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
+    /// # use s3_trace_relay::response::RelayResponse;
+    /// /// A publisher that accepts everything (tests use one like it; Lambda uses `AwsPublisher`).
+    /// struct AcceptAll;
+    /// impl Publisher for AcceptAll {
+    ///     async fn send(&self, _: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
+    ///         Ok(CallReport::new(vec![EntryOutcome::Delivered; batch.messages.len()]))
+    ///     }
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let targets = "https://sqs.us-east-1.amazonaws.com/123456789012/uploads";
+    /// let config = RelayConfig::from_lookup(|name| (name == "RELAY_TARGETS").then(|| targets.to_owned())).unwrap();
+    /// let relay = Relay::new(Arc::new(config), AcceptAll);
+    /// let event = include_str!("../events/s3-put.json");
+    /// let info = InvocationInfo { request_id: "r-1".into(), ..InvocationInfo::default() };
+    /// match relay.handle(event, &info).await.unwrap() {
+    ///     RelayResponse::Done(summary) => assert_eq!(summary.published, 1),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # });
+    /// ```
     pub async fn handle(&self, payload: &str, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
         let Prepared {
             inbound,
             invocation_trace,
             rounds,
             mut summary,
-            mut states,
+            mut outcomes,
         } = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
-
-        let cutoff = info.cutoff(self.config.deadline_margin);
+        let order = Order::of(&inbound);
         let semaphore = Semaphore::new(self.config.max_in_flight);
         let recording = self.recorder.as_ref().map(|r| r.invocation(invocation_trace.header()));
-        let mut target_counts: Vec<TargetCounts> = self
-            .config
-            .targets
-            .iter()
-            .map(|t| TargetCounts {
-                target: t.destination.to_string(),
-                ..TargetCounts::default()
-            })
-            .collect();
+        let call = CallContext {
+            cutoff: info.cutoff(self.config.deadline_margin),
+            semaphore: &semaphore,
+            recording: recording.as_ref(),
+        };
+        let mut tally = Tally::new(&self.config.targets);
+        let mut held = HashSet::new();
         for mut round in rounds {
-            // FIFO source: a message must not overtake an earlier message of its group that failed.
-            let mut first_failure: HashMap<&str, usize> = HashMap::new();
-            for (index, (unit, state)) in inbound.units.iter().zip(&states).enumerate() {
-                if let (Some(group), Some(_)) = (unit.group_id.as_deref(), &state.failure) {
-                    first_failure.entry(group).or_insert(index);
-                }
-            }
-            let held_back = round.drop_units(|unit| {
-                inbound
-                    .units
-                    .get(unit)
-                    .and_then(|u| u.group_id.as_deref())
-                    .and_then(|g| first_failure.get(g))
-                    .is_some_and(|&failed| failed < unit)
-            });
-            for unit in held_back {
-                fail(
-                    &mut states,
-                    unit,
-                    "an earlier message of its FIFO group failed".to_owned(),
-                );
-            }
-            let runs = round.batches.iter().enumerate().map(|(target, batches)| {
-                let call = CallContext {
-                    destination: self.config.targets.get(target).map(|t| &t.destination),
-                    cutoff,
-                    semaphore: &semaphore,
-                    recording: recording.as_ref(),
-                };
-                self.deliver_target(call, batches)
-            });
-            for (run, counts) in futures_util::future::join_all(runs)
-                .await
-                .into_iter()
-                .zip(&mut target_counts)
-            {
-                summary.relayed += run.counts.relayed;
-                summary.publish_calls += run.counts.publish_calls;
-                summary.retries += run.counts.retries;
-                counts.add(&run.counts);
-                for (message, failure) in run.failures {
-                    let n = &message.notification;
-                    let target = &run.counts.target;
-                    tracing::error!(
-                        bucket = logs::input(&n.bucket),
-                        key = logs::input(&n.key),
-                        target = target.as_str(),
-                        code = logs::input(&failure.code),
-                        error = logs::input(&failure.message),
-                        "message not delivered"
-                    );
-                    fail(
-                        &mut states,
-                        message.unit,
-                        format!(
-                            "{}/{} to {target}: {}: {}",
-                            n.bucket,
-                            short_key(&n.key),
-                            failure.code,
-                            failure.message
-                        ),
-                    );
-                }
-            }
+            held.extend(hold_back(&order, &mut outcomes));
+            round.drop_units(|unit| held.contains(&unit));
+            self.deliver_round(&call, &round, &mut tally, &mut outcomes).await;
         }
         if let Some(recording) = recording {
             recording.finish();
         }
-        target_counts.retain(|c| c.publish_calls > 0 || c.failed > 0);
-
-        let failures: Vec<UnitFailure> = states
-            .into_iter()
-            .zip(&inbound.units)
-            .filter_map(|(state, unit)| {
-                state.failure.map(|reason| UnitFailure {
-                    message_id: unit.message_id.clone(),
-                    group_id: unit.group_id.clone(),
-                    reason,
-                })
-            })
-            .collect();
-        summary.failed = failures.len();
-        tracing::info!(
-            request_id = info.request_id.as_str(),
-            received = summary.received,
-            relayed = summary.relayed,
-            failed = summary.failed,
-            filtered_out = summary.filtered_out,
-            test_events = summary.test_events,
-            invalid_trace_headers = summary.invalid_trace_headers,
-            fallbacks = summary.fallbacks,
-            publish_calls = summary.publish_calls,
-            retries = summary.retries,
-            "invocation done"
-        );
-        self.write_metrics(&summary, &target_counts);
+        // A failure in the last round still holds back the later members of its group or object.
+        hold_back(&order, &mut outcomes);
+        let failures = outcomes.into_failures(&inbound);
+        tally.add_to(&mut summary);
+        summary.reported_failures = failures.len();
+        log_summary(info, &summary);
+        self.write_metrics(&summary, &tally.targets);
         respond(&inbound, failures, summary)
+    }
+
+    /// Sends one round's batches, every target at once, and accounts for each message.
+    async fn deliver_round(&self, call: &CallContext<'_>, round: &Plan, tally: &mut Tally, outcomes: &mut Outcomes) {
+        let runs = round.batches.iter().enumerate().filter_map(|(target, batches)| {
+            let destination = &self.config.targets.get(target)?.destination;
+            Some(async move { (target, self.deliver_target(call, destination, batches).await) })
+        });
+        for (target, run) in futures_util::future::join_all(runs).await {
+            for (message, reason) in run.failures {
+                let failure = undelivered(&message.notification, &run.counts.target, reason);
+                log_undelivered(&failure);
+                outcomes.fail(message.unit, failure);
+            }
+            tally.add(target, &run.counts);
+        }
     }
 
     fn write_metrics(&self, summary: &Summary, targets: &[TargetCounts]) {
@@ -254,11 +212,12 @@ impl<P: Publisher> Relay<P> {
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let targets: Vec<&TargetCounts> = targets.iter().filter(|c| c.publish_calls > 0 || c.failed > 0).collect();
         let lines = emf_lines(
             &metrics.namespace,
             &metrics.function_name,
             summary,
-            targets,
+            &targets,
             timestamp_ms,
         );
         let mut out = std::io::stdout().lock();
@@ -269,44 +228,32 @@ impl<P: Publisher> Relay<P> {
     }
 
     /// Sends one target's batches: in order, one at a time, for FIFO targets (skipping the later
-    /// events of an object once one failed); concurrently otherwise.
-    async fn deliver_target<'b>(&self, call: CallContext<'_>, batches: &'b [Batch]) -> TargetRun<'b> {
-        let mut run = TargetRun {
-            counts: TargetCounts {
-                target: call.destination.map(ToString::to_string).unwrap_or_default(),
-                ..TargetCounts::default()
-            },
-            failures: Vec::new(),
-        };
-        if call.destination.is_none() {
-            return run;
-        }
-        if call.destination.is_some_and(Destination::is_fifo) {
-            let mut failed_groups: HashSet<&str> = HashSet::new();
+    /// events of an object once one failed, see [`TargetGate`]); concurrently otherwise.
+    async fn deliver_target<'b>(
+        &self,
+        call: &CallContext<'_>,
+        destination: &Destination,
+        batches: &'b [Batch],
+    ) -> TargetRun<'b> {
+        let mut run = TargetRun::new(destination);
+        if destination.is_fifo() {
+            let mut gate = TargetGate::default();
             for batch in batches {
-                let (send, skip): (Vec<&Message>, Vec<&Message>) = batch.messages.iter().partition(|m| {
-                    m.fifo
-                        .as_ref()
-                        .is_none_or(|ids| !failed_groups.contains(ids.group_id.as_str()))
-                });
-                run.failures.extend(skip.into_iter().map(|m| (m, earlier_failed())));
-                let outcome = self.deliver_batch(&call, batch, send).await;
+                let (send, skip): (Vec<&Message>, Vec<&Message>) = batch.messages.iter().partition(|m| gate.admits(m));
+                let held = Reason::HeldBack(HoldBack::TargetObject);
+                run.failures.extend(skip.into_iter().map(|m| (m, held.clone())));
+                let outcome = self.deliver_batch(call, destination, batch, send).await;
                 for (m, _) in &outcome.failed {
-                    if let Some(ids) = &m.fifo {
-                        failed_groups.insert(ids.group_id.as_str());
-                    }
+                    gate.failed(m);
                 }
                 run.add(outcome);
             }
         } else {
             // In-flight calls are bounded by the semaphore, shared by all targets.
-            let outcomes = futures_util::future::join_all(
-                batches
-                    .iter()
-                    .map(|batch| self.deliver_batch(&call, batch, batch.messages.iter().collect())),
-            )
-            .await;
-            for outcome in outcomes {
+            let sends = batches
+                .iter()
+                .map(|batch| self.deliver_batch(call, destination, batch, batch.messages.iter().collect()));
+            for outcome in futures_util::future::join_all(sends).await {
                 run.add(outcome);
             }
         }
@@ -318,99 +265,260 @@ impl<P: Publisher> Relay<P> {
     async fn deliver_batch<'b>(
         &self,
         call: &CallContext<'_>,
+        destination: &Destination,
         template: &Batch,
         mut pending: Vec<&'b Message>,
     ) -> BatchOutcome<'b> {
         let mut outcome = BatchOutcome::default();
-        let Some(destination) = call.destination else {
-            return outcome;
-        };
-        let cutoff = call.cutoff;
         let mut attempt = 0;
         while !pending.is_empty() {
             if attempt > 0 {
                 let delay = backoff(attempt);
-                if cutoff.is_some_and(|c| Instant::now() + delay + MIN_CALL_BUDGET >= c) {
-                    outcome.fail_all(pending, deadline_failure());
+                if call.too_late(delay) {
+                    outcome.fail_all(pending, &Reason::Deadline);
                     break;
                 }
                 tokio::time::sleep(delay).await;
                 outcome.retries += pending.len();
             }
-            let result = {
-                let Ok(_permit) = call.semaphore.acquire().await else {
-                    outcome.fail_all(pending, deadline_failure());
-                    break;
-                };
-                if cutoff.is_some_and(|c| Instant::now() + MIN_CALL_BUDGET >= c) {
-                    outcome.fail_all(pending, deadline_failure());
-                    break;
-                }
-                // Built only once a call slot is held, so batches waiting for one hold no copy.
-                let mut batch = Batch {
-                    target: template.target,
-                    request_trace: template.request_trace.clone(),
-                    messages: pending.iter().map(|m| (*m).clone()).collect(),
-                };
-                outcome.calls += 1;
-                let recorded = call.recording.map(|r| (r, begin_recorded_call(r, &mut batch)));
-                let result = match cutoff {
-                    Some(c) => tokio::time::timeout_at(c, self.publisher.send(destination, &batch))
-                        .await
-                        .unwrap_or_else(|_| Err(deadline_call_error(destination))),
-                    None => self.publisher.send(destination, &batch).await,
-                };
-                if let Some((recording, segment)) = recorded {
-                    recording.end_call(segment, destination, &call_facts(destination, &result));
-                }
-                result
-            };
             attempt += 1;
-            match result {
-                Err(e) => {
-                    // The SDK has already retried the whole call per its retry configuration.
-                    outcome.fail_all(pending, e.to_failure());
+            let report = match self
+                .send_once(call, destination, template, &pending, &mut outcome.calls)
+                .await
+            {
+                Ok(report) => report,
+                Err(reason) => {
+                    outcome.fail_all(pending, &reason);
                     break;
                 }
-                Ok(report) => {
-                    let mut again = Vec::new();
-                    let entries = report.entries.into_iter().chain(std::iter::repeat_with(missing));
-                    for (m, entry) in pending.into_iter().zip(entries) {
-                        match entry {
-                            EntryOutcome::Delivered => outcome.delivered += 1,
-                            EntryOutcome::Failed(f) if f.transient && attempt <= MAX_ENTRY_RETRIES => again.push(m),
-                            EntryOutcome::Failed(f) => outcome.failed.push((m, f)),
-                        }
-                    }
-                    pending = again;
-                }
-            }
+            };
+            pending = outcome.settle(pending, report, attempt <= MAX_ENTRY_RETRIES);
         }
         outcome
     }
+
+    /// One call with `pending`, once a call slot is free and if there is time for it (counted in
+    /// `calls` when made); `Err` when it was not made or failed as a whole (the SDK has already
+    /// retried it).
+    async fn send_once(
+        &self,
+        call: &CallContext<'_>,
+        destination: &Destination,
+        template: &Batch,
+        pending: &[&Message],
+        calls: &mut usize,
+    ) -> Result<CallReport, Reason> {
+        let _permit = call.semaphore.acquire().await.map_err(|_| Reason::Deadline)?;
+        if call.too_late(Duration::ZERO) {
+            return Err(Reason::Deadline);
+        }
+        *calls += 1;
+        // Built only once a call slot is held, so batches waiting for one hold no copy.
+        let mut batch = Batch {
+            target: template.target,
+            request_trace: template.request_trace.clone(),
+            messages: pending.iter().map(|m| (*m).clone()).collect(),
+        };
+        let recorded = call.recording.map(|r| (r, begin_recorded_call(r, &mut batch)));
+        let sent = self.publisher.send(destination, &batch);
+        let result = match call.cutoff {
+            Some(cutoff) => match tokio::time::timeout_at(cutoff, sent).await {
+                Ok(result) => result.map_err(Reason::Call),
+                Err(_) => Err(Reason::Deadline),
+            },
+            None => sent.await.map_err(Reason::Call),
+        };
+        if let Some((recording, segment)) = recorded {
+            recording.end_call(segment, destination, &call_facts(destination, &result));
+        }
+        result
+    }
 }
 
-/// What every call of one target shares.
+/// What every call of one invocation shares.
 struct CallContext<'a> {
-    destination: Option<&'a Destination>,
     cutoff: Option<Instant>,
     semaphore: &'a Semaphore,
     recording: Option<&'a InvocationRecording>,
 }
 
+impl CallContext<'_> {
+    /// Whether a call started after waiting `wait` could no longer finish before the cutoff.
+    fn too_late(&self, wait: Duration) -> bool {
+        self.cutoff
+            .is_some_and(|c| Instant::now() + wait + MIN_CALL_BUDGET >= c)
+    }
+}
+
 /// The result of one target's deliveries.
 struct TargetRun<'b> {
     counts: TargetCounts,
-    failures: Vec<(&'b Message, Failure)>,
+    failures: Vec<(&'b Message, Reason)>,
 }
 
 impl<'b> TargetRun<'b> {
+    fn new(destination: &Destination) -> Self {
+        TargetRun {
+            counts: TargetCounts {
+                target: destination.to_string(),
+                ..TargetCounts::default()
+            },
+            failures: Vec::new(),
+        }
+    }
+
     fn add(&mut self, outcome: BatchOutcome<'b>) {
-        self.counts.relayed += outcome.delivered;
+        self.counts.published += outcome.delivered;
         self.counts.publish_calls += outcome.calls;
         self.counts.retries += outcome.retries;
         self.failures.extend(outcome.failed);
     }
+}
+
+/// What became of the messages of one planned batch.
+#[derive(Default)]
+struct BatchOutcome<'b> {
+    delivered: usize,
+    calls: usize,
+    retries: usize,
+    failed: Vec<(&'b Message, Reason)>,
+}
+
+impl<'b> BatchOutcome<'b> {
+    fn fail_all(&mut self, messages: Vec<&'b Message>, reason: &Reason) {
+        self.failed.extend(messages.into_iter().map(|m| (m, reason.clone())));
+    }
+
+    /// Accounts for one call's answer and returns the entries to resend alone (when `resend`).
+    fn settle(&mut self, sent: Vec<&'b Message>, report: CallReport, resend: bool) -> Vec<&'b Message> {
+        let mut again = Vec::new();
+        let entries = report.entries.into_iter().chain(std::iter::repeat_with(|| {
+            EntryOutcome::Failed(Reason::MissingFromResponse)
+        }));
+        for (m, entry) in sent.into_iter().zip(entries) {
+            match entry {
+                EntryOutcome::Delivered => self.delivered += 1,
+                EntryOutcome::Failed(reason) if resend && reason.resend_alone() => again.push(m),
+                EntryOutcome::Failed(reason) => self.failed.push((m, reason)),
+            }
+        }
+        again
+    }
+}
+
+/// Per-target and total counts of one invocation.
+struct Tally {
+    targets: Vec<TargetCounts>,
+}
+
+impl Tally {
+    fn new(targets: &[Target]) -> Self {
+        let targets = targets
+            .iter()
+            .map(|t| TargetCounts {
+                target: t.destination.to_string(),
+                ..TargetCounts::default()
+            })
+            .collect();
+        Tally { targets }
+    }
+
+    fn add(&mut self, target: usize, run: &TargetCounts) {
+        if let Some(counts) = self.targets.get_mut(target) {
+            counts.add(run);
+        }
+    }
+
+    fn add_to(&self, summary: &mut Summary) {
+        for c in &self.targets {
+            summary.published += c.published;
+            summary.messages_failed += c.failed;
+            summary.publish_calls += c.publish_calls;
+            summary.retries += c.retries;
+        }
+    }
+}
+
+/// The first reason each retry unit failed, if it did.
+#[derive(Debug, Default)]
+struct Outcomes(Vec<Option<Undelivered>>);
+
+impl Outcomes {
+    fn new(units: usize) -> Self {
+        Outcomes(vec![None; units])
+    }
+
+    fn failed(&self, unit: usize) -> bool {
+        self.0.get(unit).is_some_and(Option::is_some)
+    }
+
+    /// Marks `unit` failed; the first reason is the one reported.
+    fn fail(&mut self, unit: usize, failure: Undelivered) {
+        if let Some(slot) = self.0.get_mut(unit) {
+            slot.get_or_insert(failure);
+        }
+    }
+
+    fn into_failures(self, inbound: &Inbound) -> Vec<UnitFailure> {
+        self.0
+            .into_iter()
+            .zip(&inbound.units)
+            .filter_map(|(failure, unit)| {
+                failure.map(|failure| UnitFailure {
+                    message_id: unit.message_id.clone(),
+                    failure,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Fails every unit [`Order::held_back`] names, and returns them.
+fn hold_back(order: &Order<'_>, outcomes: &mut Outcomes) -> Vec<usize> {
+    let held = order.held_back(|unit| outcomes.failed(unit));
+    for &(unit, why) in &held {
+        outcomes.fail(unit, Undelivered::unit(Reason::HeldBack(why)));
+    }
+    held.into_iter().map(|(unit, _)| unit).collect()
+}
+
+fn undelivered(n: &Notification, target: &str, reason: Reason) -> Undelivered {
+    Undelivered {
+        object: Some((n.bucket.clone(), n.key.clone())),
+        target: Some(target.to_owned()),
+        reason,
+    }
+}
+
+fn log_undelivered(failure: &Undelivered) {
+    let (bucket, key) = failure
+        .object
+        .as_ref()
+        .map_or(("", ""), |(b, k)| (b.as_str(), k.as_str()));
+    tracing::error!(
+        bucket = logs::input(bucket),
+        key = logs::input(key),
+        target = failure.target.as_deref(),
+        error = logs::text(&failure.reason).as_str(),
+        "message not delivered"
+    );
+}
+
+fn log_summary(info: &InvocationInfo, summary: &Summary) {
+    tracing::info!(
+        request_id = info.request_id.as_str(),
+        received = summary.received,
+        published = summary.published,
+        messages_failed = summary.messages_failed,
+        reported_failures = summary.reported_failures,
+        filtered_out = summary.filtered_out,
+        test_events = summary.test_events,
+        invalid_trace_headers = summary.invalid_trace_headers,
+        fallbacks = summary.fallbacks,
+        publish_calls = summary.publish_calls,
+        retries = summary.retries,
+        "invocation done"
+    );
 }
 
 /// Opens the X-Ray subsegments of a call and points its messages' `Parent` at them.
@@ -437,7 +545,7 @@ fn begin_recorded_call(recording: &InvocationRecording, batch: &mut Batch) -> Ca
     segment
 }
 
-fn call_facts(destination: &Destination, result: &Result<CallReport, CallError>) -> CallFacts {
+fn call_facts(destination: &Destination, result: &Result<CallReport, Reason>) -> CallFacts {
     let operation = match destination {
         Destination::Sqs { .. } => "SendMessageBatch",
         Destination::Sns { .. } => "PublishBatch",
@@ -449,24 +557,17 @@ fn call_facts(destination: &Destination, result: &Result<CallReport, CallError>)
             status: Some(200),
             failed: false,
         },
-        Err(e) => CallFacts {
+        Err(Reason::Call(e)) => CallFacts {
             operation,
             request_id: e.request_id.clone(),
             status: e.status,
             failed: true,
         },
-    }
-}
-
-fn deadline_call_error(destination: &Destination) -> CallError {
-    CallError {
-        operation: "publish",
-        destination: destination.to_string(),
-        code: "DeadlineExceeded".into(),
-        message: "the call did not finish before the invocation deadline margin".into(),
-        transient: true,
-        status: None,
-        request_id: None,
+        Err(_) => CallFacts {
+            operation,
+            failed: true,
+            ..CallFacts::default()
+        },
     }
 }
 
@@ -477,18 +578,20 @@ pub struct Prepared {
     pub inbound: Inbound,
     /// The invocation's own trace context.
     pub invocation_trace: InvocationTrace,
-    /// The batches to send, in rounds: one round, except for a FIFO source, where round `r` holds
-    /// the `r`-th message of every message group, so no message is sent before the earlier ones of
-    /// its group succeeded.
+    /// The batches to send, one plan per round ([`Order::round_of`]): one round, except for a FIFO
+    /// source, where a message goes after the earlier ones of its group and object.
     pub rounds: Vec<Plan>,
     /// Counts so far.
     pub summary: Summary,
-    states: Vec<UnitState>,
+    outcomes: Outcomes,
 }
 
+/// One decoded record ready to plan: its unit, the notification and its outbound trace header.
+type Record<'a> = (usize, &'a Arc<Notification>, Option<TraceHeader>);
+
 /// The pure half of an invocation: decode → choose each record's trace context → route → batch.
-/// Units that cannot be decoded, that follow a failed unit of their FIFO group, or whose message
-/// exceeds a target's size limit are marked failed here, before anything is sent.
+/// Units that cannot be decoded or whose message exceeds a target's size limit are marked failed
+/// here, before anything is sent.
 pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Result<Prepared, RelayError> {
     let inbound = decode(payload).map_err(|e| {
         tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
@@ -500,20 +603,45 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
         summary.invalid_trace_headers += 1;
         tracing::warn!(reason = logs::input(reason), "invocation trace header is invalid");
     }
-    let record_level = matches!(inbound.source, Source::Sqs { .. });
+    let mut outcomes = Outcomes::new(inbound.units.len());
+    let records = records(&inbound, &invocation_trace, &mut summary, &mut outcomes);
+    let order = Order::of(&inbound);
+    let rounds = (0..order.round_count())
+        .map(|round| {
+            let outgoing = records
+                .iter()
+                .filter(|(unit, _, _)| order.round_of(*unit) == round)
+                .map(|(unit, n, trace)| Outgoing {
+                    unit: *unit,
+                    notification: n,
+                    trace: trace.as_ref(),
+                });
+            let plan = plan(targets, outgoing);
+            account_plan(targets, &plan, &mut summary, &mut outcomes);
+            plan
+        })
+        .collect();
+    drop(records);
+    drop(order);
+    Ok(Prepared {
+        inbound,
+        invocation_trace,
+        rounds,
+        summary,
+        outcomes,
+    })
+}
 
-    let mut states: Vec<UnitState> = inbound.units.iter().map(|_| UnitState::default()).collect();
-    let mut blocked_groups: HashSet<&str> = HashSet::new();
-    let mut records: Vec<(usize, &Arc<Notification>, Option<TraceHeader>)> = Vec::new();
+/// Every decoded record with its trace context; undecodable units are failed, test events counted.
+fn records<'a>(
+    inbound: &'a Inbound,
+    invocation: &InvocationTrace,
+    summary: &mut Summary,
+    outcomes: &mut Outcomes,
+) -> Vec<Record<'a>> {
+    let record_level = matches!(inbound.source, Source::Sqs { .. });
+    let mut records = Vec::new();
     for (index, unit) in inbound.units.iter().enumerate() {
-        if let Some(group) = unit.group_id.as_deref().filter(|g| blocked_groups.contains(g)) {
-            fail(
-                &mut states,
-                index,
-                format!("an earlier message of FIFO group {group:?} failed"),
-            );
-            continue;
-        }
         match &unit.content {
             Err(e) => {
                 summary.received += 1;
@@ -522,160 +650,72 @@ pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Res
                     error = logs::text(e).as_str(),
                     "record rejected"
                 );
-                fail(&mut states, index, e.to_string());
-                if let Some(group) = &unit.group_id {
-                    blocked_groups.insert(group);
-                }
+                outcomes.fail(index, Undelivered::unit(Reason::BadInput(e.clone())));
             }
             Ok(Content::TestEvent) => summary.test_events += 1,
             Ok(Content::Notifications(list)) => {
-                let resolved = resolve(&unit.carrier, &invocation_trace, record_level);
-                if let Some(fallback) = &resolved.fallback {
-                    summary.fallbacks += 1;
-                    if matches!(unit.carrier, Carrier::Invalid(_)) {
-                        summary.invalid_trace_headers += 1;
-                    }
-                    let (to, reason) = match fallback {
-                        Fallback::ToInvocation { reason } => ("invocation", reason),
-                        Fallback::ToNone { reason } => ("none", reason),
-                    };
-                    tracing::warn!(
-                        message_id = unit.message_id.as_deref().map(logs::input),
-                        fallback = to,
-                        reason = logs::input(reason),
-                        "trace context fallback"
-                    );
-                }
+                let resolved = resolve(&unit.carrier, invocation, record_level);
+                count_fallback(unit, &resolved, summary);
                 summary.received += list.len();
-                let trace = resolved.header.as_ref().map(ToString::to_string);
-                for n in list {
-                    tracing::debug!(
-                        message_id = unit.message_id.as_deref().map(logs::input),
-                        bucket = logs::input(&n.bucket),
-                        key = logs::input(&n.key),
-                        event = logs::input(&n.event_name),
-                        trace = trace.as_deref(),
-                        "record received"
-                    );
-                    records.push((index, n, resolved.header.clone()));
-                }
+                log_received(unit, list, &resolved);
+                records.extend(list.iter().map(|n| (index, n, resolved.header.clone())));
             }
         }
     }
+    records
+}
 
-    // FIFO source: a unit goes one round after the previous unit of its message group and after the
-    // previous unit carrying an event of the same object, so neither order can be overtaken.
-    let mut rank_of_unit = vec![0usize; inbound.units.len()];
-    if matches!(inbound.source, Source::Sqs { fifo: true }) {
-        let mut next_of_group: HashMap<&str, usize> = HashMap::new();
-        let mut next_of_object: HashMap<(&str, &str), usize> = HashMap::new();
-        for (unit, rank) in inbound.units.iter().zip(&mut rank_of_unit) {
-            let objects: Vec<(&str, &str)> = match &unit.content {
-                Ok(Content::Notifications(list)) => list.iter().map(|n| (n.bucket.as_str(), n.key.as_str())).collect(),
-                _ => Vec::new(),
-            };
-            let group = unit.group_id.as_deref();
-            let after_group = group.and_then(|g| next_of_group.get(g)).copied().unwrap_or(0);
-            let after_object = objects
-                .iter()
-                .filter_map(|o| next_of_object.get(o))
-                .copied()
-                .max()
-                .unwrap_or(0);
-            *rank = after_group.max(after_object);
-            if let Some(g) = group {
-                next_of_group.insert(g, *rank + 1);
-            }
-            for o in objects {
-                next_of_object.insert(o, *rank + 1);
-            }
-        }
+/// Counts and logs a unit that did not use its own trace context.
+fn count_fallback(unit: &Unit, resolved: &Resolved, summary: &mut Summary) {
+    let Some(fallback) = &resolved.fallback else { return };
+    summary.fallbacks += 1;
+    if matches!(unit.carrier, Carrier::Invalid(_)) {
+        summary.invalid_trace_headers += 1;
     }
-    let round_count = records
-        .iter()
-        .map(|(unit, _, _)| rank_of_unit.get(*unit).copied().unwrap_or_default() + 1)
-        .max()
-        .unwrap_or(1);
-    let mut rounds = Vec::with_capacity(round_count);
-    for round in 0..round_count {
-        let plan = plan(
-            targets,
-            records
-                .iter()
-                .filter(|(unit, _, _)| rank_of_unit.get(*unit).copied().unwrap_or_default() == round)
-                .map(|(unit, n, trace)| Outgoing {
-                    unit: *unit,
-                    notification: n,
-                    trace: trace.as_ref(),
-                }),
+    let (to, reason) = match fallback {
+        Fallback::ToInvocation { reason } => ("invocation", reason),
+        Fallback::ToNone { reason } => ("none", reason),
+    };
+    tracing::warn!(
+        message_id = unit.message_id.as_deref().map(logs::input),
+        fallback = to,
+        reason = logs::input(reason),
+        "trace context fallback"
+    );
+}
+
+fn log_received(unit: &Unit, list: &[Arc<Notification>], resolved: &Resolved) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let trace = resolved.header.as_ref().map(ToString::to_string);
+    for n in list {
+        tracing::debug!(
+            message_id = unit.message_id.as_deref().map(logs::input),
+            bucket = logs::input(&n.bucket),
+            key = logs::input(&n.key),
+            event = logs::input(&n.event_name),
+            trace = trace.as_deref(),
+            "record received"
         );
-        summary.filtered_out += plan.filtered_out;
-        for o in &plan.oversized {
-            let n = &o.message.notification;
-            let target = targets
-                .get(o.target)
-                .map_or_else(|| format!("target #{}", o.target), |t| t.destination.to_string());
-            tracing::error!(
-                bucket = logs::input(&n.bucket),
-                key = logs::input(&n.key),
-                size = o.message.size,
-                limit = o.limit,
-                target,
-                "message exceeds the target's size limit"
-            );
-            fail(
-                &mut states,
-                o.message.unit,
-                format!(
-                    "{}/{}: {} bytes exceed the {} byte limit of {target}",
-                    n.bucket,
-                    short_key(&n.key),
-                    o.message.size,
-                    o.limit
-                ),
-            );
-        }
-        rounds.push(plan);
-    }
-    drop(records);
-    Ok(Prepared {
-        inbound,
-        invocation_trace,
-        rounds,
-        summary,
-        states,
-    })
-}
-
-#[derive(Default)]
-struct BatchOutcome<'b> {
-    delivered: usize,
-    calls: usize,
-    retries: usize,
-    failed: Vec<(&'b Message, Failure)>,
-}
-
-impl<'b> BatchOutcome<'b> {
-    fn fail_all(&mut self, messages: Vec<&'b Message>, failure: Failure) {
-        self.failed.extend(messages.into_iter().map(|m| (m, failure.clone())));
     }
 }
 
-/// S3 keys are at most 1,024 bytes; anything longer (hostile input) is cut in error texts so a
-/// huge key cannot make a huge Lambda error.
-const MAX_KEY_BYTES_IN_ERRORS: usize = 1024;
-
-fn short_key(key: &str) -> &str {
-    let mut end = key.len().min(MAX_KEY_BYTES_IN_ERRORS);
-    while !key.is_char_boundary(end) {
-        end -= 1;
-    }
-    key.get(..end).unwrap_or_default()
-}
-
-fn fail(states: &mut [UnitState], unit: usize, reason: String) {
-    if let Some(state) = states.get_mut(unit) {
-        state.failure.get_or_insert(reason);
+/// Counts what a round's plan filtered out and fails the units whose message is too large.
+fn account_plan(targets: &[Target], plan: &Plan, summary: &mut Summary, outcomes: &mut Outcomes) {
+    summary.filtered_out += plan.filtered_out;
+    for o in &plan.oversized {
+        let target = targets
+            .get(o.target)
+            .map_or_else(|| format!("target #{}", o.target), |t| t.destination.to_string());
+        let reason = Reason::TooLarge {
+            size: o.message.size,
+            limit: o.limit,
+        };
+        let failure = undelivered(&o.message.notification, &target, reason);
+        log_undelivered(&failure);
+        summary.messages_failed += 1;
+        outcomes.fail(o.message.unit, failure);
     }
 }
 
@@ -684,34 +724,4 @@ fn backoff(attempt: u32) -> Duration {
     let ceiling = RETRY_BASE_DELAY.saturating_mul(1 << attempt.saturating_sub(1).min(10));
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
     Duration::from_millis(rand::random_range(millis / 2..=millis))
-}
-
-fn deadline_failure() -> Failure {
-    Failure {
-        code: "DeadlineExceeded".into(),
-        message: "not sent: too close to the invocation deadline".into(),
-        transient: true,
-    }
-}
-
-fn earlier_failed() -> Failure {
-    Failure {
-        code: "EarlierEventFailed".into(),
-        message: "not sent: an earlier event of the same object failed on this FIFO target".into(),
-        transient: true,
-    }
-}
-
-fn missing() -> EntryOutcome {
-    EntryOutcome::Failed(Failure {
-        code: "MissingFromResponse".into(),
-        message: "the batch response did not mention this entry".into(),
-        transient: true,
-    })
-}
-
-impl From<DecodeError> for RelayError {
-    fn from(e: DecodeError) -> Self {
-        RelayError::BadPayload(e)
-    }
 }

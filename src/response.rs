@@ -2,29 +2,32 @@
 //!
 //! SQS-sourced invocations answer `{"batchItemFailures":[{"itemIdentifier":"<messageId>"}]}` naming
 //! exactly the messages not fully delivered (the event source mapping enables
-//! `ReportBatchItemFailures`); for a FIFO source, every message after a failed one in the same
-//! message group is reported too, so none overtakes it. S3, SNS and EventBridge invocations return
-//! an error when any record failed, so Lambda retries them and finally sends the event to the
-//! function's on-failure destination. Errors reach Lambda through one [`Diagnostic`] conversion.
-
-use std::collections::HashSet;
+//! `ReportBatchItemFailures`); which messages those are — including, on a FIFO source, the later
+//! ones held back behind a failure — the relay and [`crate::order`] decide. S3, SNS and EventBridge
+//! invocations return an error when any record failed, so Lambda retries them and finally sends the
+//! event to the function's on-failure destination. Errors reach Lambda through one [`Diagnostic`]
+//! conversion.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 
+use crate::failure::Undelivered;
 use crate::inbound::{DecodeError, Inbound, Source};
 
-/// Per-invocation counts; also the success response of non-SQS invocations.
+/// Per-invocation counts; also the success response of S3, SNS and EventBridge invocations.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// S3 records received (test events excluded).
     pub received: usize,
-    /// Messages accepted by a target.
-    pub relayed: usize,
-    /// Retry units reported failed.
-    pub failed: usize,
+    /// Messages accepted by a target: a record counts once per target it was published to.
+    pub published: usize,
+    /// Messages a target did not accept (rejected, too large, held back, out of time).
+    pub messages_failed: usize,
+    /// Retry units reported failed to Lambda: SQS messages in `batchItemFailures`, or records of
+    /// another invocation (which then fails as a whole).
+    pub reported_failures: usize,
     /// Records that matched no target.
     pub filtered_out: usize,
     /// `s3:TestEvent`s acknowledged.
@@ -54,10 +57,8 @@ pub enum RelayResponse {
 pub struct UnitFailure {
     /// The SQS message id, when the unit is an SQS message.
     pub message_id: Option<String>,
-    /// The SQS FIFO message group, when the source queue is FIFO.
-    pub group_id: Option<String>,
-    /// Why.
-    pub reason: String,
+    /// The first reason one of its messages was not delivered.
+    pub failure: Undelivered,
 }
 
 /// Why an invocation failed as a whole.
@@ -74,7 +75,7 @@ pub enum RelayError {
         /// Units in the invocation.
         units: usize,
         /// The first failure, for the error message.
-        first: String,
+        first: Box<Undelivered>,
     },
 }
 
@@ -91,46 +92,36 @@ impl From<RelayError> for Diagnostic {
     }
 }
 
-/// Builds the response from the failed units.
-pub fn respond(inbound: &Inbound, failures: Vec<UnitFailure>, summary: Summary) -> Result<RelayResponse, RelayError> {
-    let units = inbound.units.len();
-    let undelivered = |failures: &[UnitFailure]| RelayError::Undelivered {
-        failed: failures.len(),
-        units,
-        first: failures.first().map(|f| f.reason.clone()).unwrap_or_default(),
-    };
-    match inbound.source {
-        Source::Sqs { fifo } => {
-            // A failed record that cannot be named must fail the whole batch.
-            if failures.iter().any(|f| f.message_id.is_none()) {
-                return Err(undelivered(&failures));
-            }
-            let mut failed_ids: HashSet<&str> = failures.iter().filter_map(|f| f.message_id.as_deref()).collect();
-            if fifo {
-                let mut failed_groups: HashSet<&str> = HashSet::new();
-                for unit in &inbound.units {
-                    let (Some(id), Some(group)) = (unit.message_id.as_deref(), unit.group_id.as_deref()) else {
-                        continue;
-                    };
-                    if failed_groups.contains(group) {
-                        failed_ids.insert(id);
-                    } else if failed_ids.contains(id) {
-                        failed_groups.insert(group);
-                    }
-                }
-            }
-            let mut response = SqsBatchResponse::default();
-            // In event order, so the answer reads like the batch.
-            for unit in &inbound.units {
-                if let Some(id) = unit.message_id.as_deref().filter(|id| failed_ids.contains(id)) {
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id.to_owned();
-                    response.batch_item_failures.push(failure);
-                }
-            }
-            Ok(RelayResponse::Sqs(response))
-        }
-        _ if failures.is_empty() => Ok(RelayResponse::Done(summary)),
-        _ => Err(undelivered(&failures)),
+impl From<DecodeError> for RelayError {
+    fn from(e: DecodeError) -> Self {
+        RelayError::BadPayload(e)
     }
+}
+
+/// Builds the response from the failed units (in event order).
+pub fn respond(inbound: &Inbound, failures: Vec<UnitFailure>, summary: Summary) -> Result<RelayResponse, RelayError> {
+    // A failed SQS record that cannot be named must fail the whole batch.
+    if matches!(inbound.source, Source::Sqs { .. }) && failures.iter().all(|f| f.message_id.is_some()) {
+        return Ok(RelayResponse::Sqs(batch_response(&failures)));
+    }
+    let failed = failures.len();
+    match failures.into_iter().next() {
+        None => Ok(RelayResponse::Done(summary)),
+        Some(first) => Err(RelayError::Undelivered {
+            failed,
+            units: inbound.units.len(),
+            first: Box::new(first.failure),
+        }),
+    }
+}
+
+/// `{"batchItemFailures":[…]}` naming each failed message.
+fn batch_response(failures: &[UnitFailure]) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for id in failures.iter().filter_map(|f| f.message_id.as_deref()) {
+        let mut item = BatchItemFailure::default();
+        item.item_identifier = id.to_owned();
+        response.batch_item_failures.push(item);
+    }
+    response
 }

@@ -5,8 +5,6 @@
 //! configuration: `ObjectCreated:*` matches every `ObjectCreated:` event, `*` matches the rest of the
 //! name, and the `s3:` prefix of configuration event types is accepted and ignored.
 
-use crate::config::Target;
-
 /// The filter attached to one target; the empty filter matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -85,12 +83,16 @@ impl Filter {
     }
 }
 
-/// Indexes of the targets a record goes to, in configuration order.
-pub fn route<'a>(targets: &'a [Target], decoded_key: &'a str, event_name: &'a str) -> impl Iterator<Item = usize> + 'a {
-    targets
-        .iter()
+/// Indexes of the filters (one per target, in configuration order) a record passes.
+pub fn route<'a>(
+    filters: impl IntoIterator<Item = &'a Filter> + 'a,
+    decoded_key: &'a str,
+    event_name: &'a str,
+) -> impl Iterator<Item = usize> + 'a {
+    filters
+        .into_iter()
         .enumerate()
-        .filter(move |(_, t)| t.filter.matches(decoded_key, event_name))
+        .filter(move |(_, f)| f.matches(decoded_key, event_name))
         .map(|(i, _)| i)
 }
 

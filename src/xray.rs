@@ -27,8 +27,6 @@ use serde::Serialize;
 use crate::config::Destination;
 use crate::trace::{SpanId, TraceHeader, TraceId};
 
-/// The variable Lambda sets to the daemon's address, e.g. `169.254.79.129:2000`.
-pub const AWS_XRAY_DAEMON_ADDRESS: &str = "AWS_XRAY_DAEMON_ADDRESS";
 /// Header line that precedes every document sent to the daemon.
 pub const DAEMON_HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
 /// A datagram to the daemon may hold at most 64 kB.

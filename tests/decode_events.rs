@@ -1,7 +1,8 @@
 //! Every sample payload under `events/` decodes to the units, notifications and trace carriers
 //! CONTRACT §3 says it holds.
 
-use s3_trace_relay::inbound::{Carrier, Content, DecodeError, Inbound, Notification, Source, decode};
+use s3_trace_relay::inbound::{Carrier, Content, DecodeError, Inbound, Source, decode};
+use s3_trace_relay::message::Notification;
 
 fn decode_fixture(text: &str) -> Inbound {
     decode(text).expect("fixture decodes")

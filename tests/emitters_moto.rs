@@ -107,7 +107,7 @@ async fn moto_s3_notifications_through_sns_are_relayed_as_moto_wrote_them() {
         want.extend(message["Records"].as_array().cloned().unwrap_or_default());
         let event = sns_event_of(&envelope, &format!("{topic}:sub"));
         let response = relay.invoke_json(&event).await.expect_response();
-        assert!(response["failed"] == 0, "{response}");
+        assert!(response["reportedFailures"] == 0, "{response}");
     }
     let got: Vec<Value> = moto.receive_all(&target).await.iter().map(record_of).collect();
     assert_eq!(got.len(), want.len());
@@ -211,7 +211,7 @@ async fn every_s3_event_fixture_is_relayed_with_its_record_unchanged() {
     for name in direct {
         let input = support::fixture_json(name);
         let response = relay.invoke_fixture(name).await.expect_response();
-        assert_eq!(response["failed"], 0, "{name}: {response}");
+        assert_eq!(response["reportedFailures"], 0, "{name}: {response}");
         let relayed = moto.receive_all(&target).await;
         let want = input["Records"].as_array().unwrap();
         let got: Vec<Value> = relayed.iter().map(record_of).collect();
@@ -254,7 +254,7 @@ async fn every_eventbridge_fixture_is_forwarded_unchanged() {
     for name in fixtures {
         let path = format!("eventbridge/{name}");
         let response = relay.invoke_fixture(&path).await.expect_response();
-        assert_eq!(response["failed"], 0, "{name}: {response}");
+        assert_eq!(response["reportedFailures"], 0, "{name}: {response}");
         let relayed = moto.receive_all(&target).await;
         assert_eq!(relayed.len(), 1, "{name}");
         assert_eq!(relayed[0].json(), support::fixture_json(&path), "{name}");

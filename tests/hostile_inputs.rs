@@ -15,7 +15,7 @@ use std::cell::Cell;
 
 use s3_trace_relay::InvocationInfo;
 use s3_trace_relay::inbound::DecodeError;
-use s3_trace_relay::plan::Batch;
+use s3_trace_relay::message::Batch;
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use serde_json::{Value, json};
 use support::fake_publisher::{FakePublisher, assert_undelivered, failed_ids, relay};
@@ -432,7 +432,7 @@ async fn hundred_thousand_nested_arrays_in_an_unknown_record_field_are_forwarded
         .await
         .unwrap();
     assert!(
-        matches!(response, RelayResponse::Done(ref s) if s.relayed == 1),
+        matches!(response, RelayResponse::Done(ref s) if s.published == 1),
         "{response:?}"
     );
     let body = &publisher.sent_to(QUEUE)[0].messages[0].notification.body;
@@ -465,7 +465,7 @@ async fn megabyte_member_name_in_a_record_is_forwarded_as_received() {
         .await
         .unwrap();
     assert!(
-        matches!(response, RelayResponse::Done(ref s) if s.relayed == 1),
+        matches!(response, RelayResponse::Done(ref s) if s.published == 1),
         "{response:?}"
     );
     let body = &publisher.sent_to(QUEUE)[0].messages[0].notification.body;
@@ -719,7 +719,7 @@ async fn injected_invocation_header_sends_no_header_for_a_direct_event() {
                 .await
                 .unwrap();
             assert!(
-                matches!(response, RelayResponse::Done(ref s) if s.relayed == 2),
+                matches!(response, RelayResponse::Done(ref s) if s.published == 2),
                 "{field}"
             );
             let sent = publisher.sent();

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use s3_trace_relay::config::{Destination, RelayConfig};
-use s3_trace_relay::plan::Batch;
-use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Failure, Publisher};
+use s3_trace_relay::failure::{CallError, Reason};
+use s3_trace_relay::message::Batch;
+use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use s3_trace_relay::{InvocationInfo, Relay};
 use support::fake_publisher::{FakePublisher, assert_undelivered, failed_ids, relay};
@@ -50,7 +51,7 @@ fn sqs(arn: &str, messages: &[(&str, &str, Option<&str>, Option<&str>)]) -> Stri
 }
 
 fn entry_failure(sender_fault: bool) -> EntryOutcome {
-    EntryOutcome::Failed(Failure {
+    EntryOutcome::Failed(Reason::Rejected {
         code: if sender_fault {
             "InvalidParameterValue"
         } else {
@@ -58,14 +59,13 @@ fn entry_failure(sender_fault: bool) -> EntryOutcome {
         }
         .into(),
         message: "injected".into(),
-        transient: !sender_fault,
+        sender_fault,
     })
 }
 
 fn call_error(transient: bool) -> CallError {
     CallError {
         operation: "SendMessageBatch",
-        destination: QUEUE.into(),
         code: if transient {
             "ServiceUnavailable"
         } else {
@@ -86,7 +86,7 @@ async fn direct_event_goes_out_with_the_invocation_trace_header() {
         .handle(&direct(&["a"]), &info())
         .await
         .unwrap();
-    assert!(matches!(response, RelayResponse::Done(ref s) if s.relayed == 1 && s.publish_calls == 1));
+    assert!(matches!(response, RelayResponse::Done(ref s) if s.published == 1 && s.publish_calls == 1));
     let sent = publisher.sent();
     assert_eq!(
         sent[0].1.messages[0].trace.as_ref().unwrap().to_string(),
@@ -109,7 +109,7 @@ async fn each_record_goes_to_every_matching_target() {
     let RelayResponse::Done(summary) = response else {
         panic!()
     };
-    assert_eq!((summary.received, summary.relayed, summary.filtered_out), (4, 4, 1));
+    assert_eq!((summary.received, summary.published, summary.filtered_out), (4, 4, 1));
     let mut by_target: Vec<(String, Vec<String>)> = publisher
         .sent()
         .into_iter()
@@ -443,6 +443,42 @@ async fn fifo_source_keeps_an_objects_events_in_order_across_groups() {
         .flat_map(|(_, b)| b.messages.iter().map(|m| m.unit))
         .collect();
     assert_eq!(order, vec![0, 1, 2]);
+}
+
+#[tokio::test]
+async fn fifo_source_holds_back_a_later_event_of_a_failed_object_whatever_its_group() {
+    // m1 (g1, object x) is rejected; m2 (g2, same object x) comes later: sending it would put it
+    // ahead of m1's redelivery on the FIFO target, so it is held back and reported too.
+    let arn = "arn:aws:sqs:us-east-1:123456789012:src.fifo";
+    let event = sqs(arn, &[("m1", "x", Some("g1"), None), ("m2", "x", Some("g2"), None)]);
+    let publisher = FakePublisher::answering(vec![Ok(vec![entry_failure(true)])]);
+    let response = relay(FIFO_QUEUE, publisher.clone())
+        .handle(&event, &info())
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), vec!["m1", "m2"]);
+    assert_eq!(publisher.sent_keys(), vec![vec!["x"]], "m2 is never sent");
+}
+
+#[tokio::test]
+async fn fifo_source_hold_back_follows_groups_and_objects_across_rounds() {
+    // m1 (g1, x) fails in round 0. m2 (g2, y) goes in round 0 too and succeeds; m3 (g2, x) must
+    // wait for x, and m4 (g2, z) for its group: both are held back, two rounds after the failure.
+    let arn = "arn:aws:sqs:us-east-1:123456789012:src.fifo";
+    let event = sqs(
+        arn,
+        &[
+            ("m1", "x", Some("g1"), None),
+            ("m2", "y", Some("g2"), None),
+            ("m3", "x", Some("g2"), None),
+            ("m4", "z", Some("g2"), None),
+            ("m5", "w", Some("g3"), None),
+        ],
+    );
+    let publisher = FakePublisher::answering(vec![Ok(vec![entry_failure(true)])]);
+    let response = relay(QUEUE, publisher.clone()).handle(&event, &info()).await.unwrap();
+    assert_eq!(failed_ids(&response), vec!["m1", "m3", "m4"]);
+    assert_eq!(publisher.sent_keys(), vec![vec!["x", "y", "w"]]);
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ async fn direct_event_reaches_a_queue_and_a_topic_subscriber_with_the_trace_head
     let relay = Relay::start(&moto, &format!("{queue},{topic}")).await;
 
     let response = relay.invoke_fixture("s3-put.json").await.expect_response();
-    assert_eq!(response["relayed"], 2, "{response}");
+    assert_eq!(response["published"], 2, "{response}");
 
     let input = support::fixture_json("s3-put.json");
     for url in [&queue, &via_sns] {
@@ -64,7 +64,7 @@ async fn targets_in_another_region_are_called_in_their_own_region() {
     let relay = Relay::start(&moto, &format!("arn:aws:sqs:eu-west-1:123456789012:far-out,{topic}")).await;
 
     let response = relay.invoke_fixture("s3-put.json").await.expect_response();
-    assert_eq!(response["relayed"], 2, "{response}");
+    assert_eq!(response["published"], 2, "{response}");
     for url in [&queue, &via_sns] {
         let received = far.receive_all(url).await;
         assert_eq!(received.len(), 1, "{url}");
@@ -381,14 +381,14 @@ async fn each_invocation_writes_emf_metrics_matching_its_counts() {
         assert!(function_line[metric["Name"].as_str().unwrap()].is_u64(), "{metric}");
     }
     assert_eq!(function_line["RecordsReceived"], 3);
-    assert_eq!(function_line["RecordsRelayed"], 1);
+    assert_eq!(function_line["MessagesPublished"], 1);
     assert_eq!(function_line["RecordsFilteredOut"], 2);
     assert_eq!(function_line["TraceHeadersInvalid"], 1);
     assert_eq!(function_line["TraceFallbacks"], 2);
     assert_eq!(function_line["PublishCalls"], 1);
     let target_line = emf.iter().find(|l| l.get("Target").is_some()).unwrap();
     assert_eq!(target_line["Target"], queue.as_str());
-    assert_eq!(target_line["RecordsRelayed"], 1);
+    assert_eq!(target_line["MessagesPublished"], 1);
 }
 
 #[tokio::test]
@@ -432,4 +432,36 @@ async fn per_record_details_are_logged_at_debug_only() {
         .unwrap_or_else(|| panic!("no per-record line:\n{}", verbose.process.logs()));
     assert_eq!(record_line["level"], "DEBUG");
     assert_eq!(record_line["fields"]["key"], "images/cat.jpg");
+}
+
+#[tokio::test]
+async fn fifo_source_holds_back_a_later_event_of_a_failed_object_in_another_group() {
+    // m1 (group g1) and m2 (group g2) carry events of one object; m1 cannot reach one of its
+    // targets, so m2 must not be sent ahead of m1's redelivery: both are reported, only m1's
+    // event reached the FIFO queue.
+    let moto = moto().await;
+    let queue = moto.create_queue("order-out.fifo").await;
+    let missing = format!("{}/123456789012/never-created", moto.endpoint());
+    let relay = Relay::start(&moto, &format!("{queue},{missing}?events=ObjectCreated:*")).await;
+    let mut tagging = s3_record("doc.txt", "02");
+    tagging["eventName"] = "ObjectTagging:Put".into();
+    let records: Vec<Value> = [("m1", "g1", s3_record("doc.txt", "01")), ("m2", "g2", tagging)]
+        .into_iter()
+        .map(|(id, group, record)| {
+            json!({"messageId": id, "body": json!({"Records": [record]}).to_string(),
+                "attributes": {"MessageGroupId": group}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:src.fifo"})
+        })
+        .collect();
+    let response = relay
+        .invoke_json(&json!({ "Records": records }))
+        .await
+        .expect_response();
+    assert_eq!(failed_items(&response), vec!["m1", "m2"]);
+    let received = moto.receive_all(&queue).await;
+    let names: Vec<Value> = received
+        .iter()
+        .map(|m| m.json()["Records"][0]["eventName"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("ObjectCreated:Put")], "m2's event was not sent");
 }

@@ -4,8 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use s3_trace_relay::config::{Destination, RelayConfig};
-use s3_trace_relay::plan::Batch;
-use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Publisher};
+use s3_trace_relay::failure::CallError;
+use s3_trace_relay::message::Batch;
+use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
 use s3_trace_relay::xray::{Recorder, SegmentSink};
 use s3_trace_relay::{InvocationInfo, Relay};
 use serde_json::Value;

@@ -130,7 +130,7 @@ async fn assert_retried_and_delivered_once(moto: &Moto, queue: &str, h: &Harness
         Outcome::Error { body, .. } => panic!("{fault:?} was not retried: {body}\n{}", h.process.logs()),
     };
     assert_eq!(
-        (response["relayed"].clone(), response["failed"].clone()),
+        (response["published"].clone(), response["reportedFailures"].clone()),
         (json!(1), json!(0)),
         "{fault:?}: {response}"
     );

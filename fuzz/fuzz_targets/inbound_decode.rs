@@ -20,7 +20,8 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use s3_trace_relay::config::{Destination, Target, parse_targets};
 use s3_trace_relay::inbound::{decode, decode_record_by_record};
-use s3_trace_relay::plan::{Batch, max_batch_bytes};
+use s3_trace_relay::message::Batch;
+use s3_trace_relay::plan::max_batch_bytes;
 use s3_trace_relay::relay::prepare;
 use serde::de::IgnoredAny;
 

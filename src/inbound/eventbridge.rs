@@ -12,7 +12,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Content, DecodeError, Notification, RecordKind, bounded, decode_key, scalar_text};
+use crate::message::Notification;
+
+use super::{Content, DecodeError, RecordKind, bounded, decode_key, scalar_text};
 
 #[derive(Deserialize)]
 struct EventFields<'a> {

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Content, DecodeError, Notification, RecordKind, bounded, decode_key, record_source, scalar_text};
+use crate::message::Notification;
+
+use super::{Content, DecodeError, RecordKind, bounded, decode_key, record_source, scalar_text};
 
 /// `eventSource` values of S3 records: S3's own, and MinIO's (whose records are otherwise S3's).
 pub const S3_EVENT_SOURCES: [&str; 2] = ["aws:s3", "minio:s3"];

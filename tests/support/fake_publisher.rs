@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use s3_trace_relay::Relay;
 use s3_trace_relay::config::{Destination, RelayConfig};
-use s3_trace_relay::plan::Batch;
-use s3_trace_relay::publish::{CallError, CallReport, EntryOutcome, Publisher};
+use s3_trace_relay::failure::CallError;
+use s3_trace_relay::message::Batch;
+use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
 use s3_trace_relay::response::RelayError;
 use s3_trace_relay::response::RelayResponse;
 

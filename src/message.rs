@@ -1,0 +1,93 @@
+//! What the relay publishes (CONTRACT §4), in one place for the pure planner and the network edge:
+//! the S3 event behind each message, the message and batch shapes, the names the wire uses and the
+//! AWS limits that shape the batches, each a named constant with the rule it encodes.
+
+use std::sync::Arc;
+
+use crate::trace::TraceHeader;
+
+/// Name of the SQS message system attribute that carries an X-Ray header.
+pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
+/// Name of the message attribute that carries a W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+/// The HTTP header that carries X-Ray trace context on AWS requests (SNS's only carrier).
+pub const TRACE_HTTP_HEADER: &str = "x-amzn-trace-id";
+/// `String`: the data type of every message attribute the relay writes.
+pub const STRING_DATA_TYPE: &str = "String";
+
+/// `SendMessageBatch` and `PublishBatch` accept at most 10 entries per call.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// SQS: a message, and a whole `SendMessageBatch` request, may hold at most 1 MiB (1,048,576 bytes)
+/// of body plus message attributes (raised from 256 KiB in August 2025). `AWSTraceHeader` does not count.
+pub const SQS_MAX_BATCH_BYTES: usize = 1_048_576;
+
+/// SNS: a message, and a whole `PublishBatch` request, may hold at most 256 KiB (262,144 bytes) of
+/// message plus message attributes.
+pub const SNS_MAX_BATCH_BYTES: usize = 262_144;
+
+/// FIFO `MessageGroupId` and `MessageDeduplicationId`: at most 128 characters of alphanumerics and
+/// punctuation (``!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~``).
+pub const MAX_FIFO_ID_CHARS: usize = 128;
+
+/// SQS and SNS allow at most 10 message attributes per message; the relay adds one (`traceparent`).
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+
+/// One S3 event, ready to route and publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key, URL-decoded.
+    pub key: String,
+    /// Event name as S3 writes it in a record, e.g. `ObjectCreated:Put`.
+    pub event_name: String,
+    /// Object version id, when versioning is on.
+    pub version_id: Option<String>,
+    /// S3's per-key ordering token (PUT and DELETE events only).
+    pub sequencer: Option<String>,
+    /// When the event happened (`eventTime`; EventBridge: `time`), as sent.
+    pub event_time: Option<String>,
+    /// The S3 request id (`responseElements.x-amz-request-id`; EventBridge: `detail.request-id`).
+    pub request_id: Option<String>,
+    /// The message body to publish: `{"Records":[<record as received>]}`, or the EventBridge event.
+    pub body: String,
+}
+
+/// One message for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The retry unit the record came from.
+    pub unit: usize,
+    /// The notification (shared between targets).
+    pub notification: Arc<Notification>,
+    /// The outbound trace header (canonical), if any.
+    pub trace: Option<TraceHeader>,
+    /// The W3C form of `trace`, sent as the `traceparent` message attribute.
+    pub traceparent: Option<String>,
+    /// Group and deduplication ids, for FIFO targets.
+    pub fifo: Option<FifoIds>,
+    /// Bytes the message counts toward the service's size limit (body plus message attributes).
+    pub size: usize,
+}
+
+/// FIFO ids of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoIds {
+    /// `MessageGroupId`: one per object.
+    pub group_id: String,
+    /// `MessageDeduplicationId`: one per S3 event.
+    pub deduplication_id: String,
+}
+
+/// One `SendMessageBatch` or `PublishBatch` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Index of the target in the configuration.
+    pub target: usize,
+    /// For SNS: the trace header every entry shares, sent as the request's `X-Amzn-Trace-Id`.
+    /// Always `None` for SQS, whose entries carry their own.
+    pub request_trace: Option<TraceHeader>,
+    /// The entries, at most [`MAX_BATCH_ENTRIES`].
+    pub messages: Vec<Message>,
+}
