@@ -21,11 +21,15 @@ bash scripts/bootstrap.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+step "cargo clippy --all-targets --all-features -- -D warnings"
+cargo clippy --all-targets --all-features --quiet -- -D warnings
 
-step "cargo test (unit, property, handler, end-to-end against moto)"
-cargo test --all-targets --no-fail-fast 2>&1 | tee "$log/cargo.txt"
+# Plain `cargo test` is hermetic (no network, installs nothing); the e2e feature adds the tests
+# against moto, which bootstrap.sh installed above.
+step "cargo test --features e2e (unit, property, doc, handler, end-to-end against moto)"
+cargo test --all-targets --features e2e --no-fail-fast 2>&1 | tee "$log/cargo.txt"
+step "cargo test --doc (runnable examples)"
+cargo test --doc 2>&1 | tee -a "$log/cargo.txt"
 
 step "moto launcher self-check"
 .venv/bin/python -m unittest tests/moto/test_moto_server.py 2>&1 | tee "$log/python.txt"
