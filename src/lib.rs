@@ -7,6 +7,7 @@
 //! where in which batch, [`publish`] is the network edge, [`relay`] runs the whole and [`response`]
 //! answers Lambda. [`config`] and [`init`] run once per cold start.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod context;

@@ -65,6 +65,24 @@ pub enum TraceHeaderError {
 ///
 /// Implements `Hash`/`Eq` on the parsed values, so headers that differ only in spelling (case,
 /// spaces, field order, dropped junk) group together as one trace context.
+///
+/// Parsed leniently, written canonically (CONTRACT §5):
+///
+/// ```
+/// use s3_trace_relay::trace::TraceHeader;
+/// let header: TraceHeader = "sampled=1; ROOT=1-5759E988-BD862E3FE1BE46A994272793; Self=1-x; parent=53995C3F42CD8AD8"
+///     .parse()
+///     .unwrap();
+/// assert_eq!(
+///     header.to_string(),
+///     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+/// );
+/// assert_eq!(
+///     header.to_traceparent().as_deref(),
+///     Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
+/// );
+/// assert!("Root=1-5759e988-bd862e3fe1be46a994272793\r\nX-Injected: 1".parse::<TraceHeader>().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TraceHeader {
     root: TraceId,
