@@ -43,7 +43,7 @@ pub fn group_id(bucket: &str, key: &str) -> String {
         .map(|c| if allowed(c) { c } else { '_' })
         .collect();
     id.push('~');
-    push_hex(&mut id, &hasher.finalize());
+    id.push_str(&format!("{:x}", hasher.finalize()));
     id
 }
 
@@ -63,17 +63,7 @@ pub fn deduplication_id(n: &Notification) -> String {
         hasher.update((field.len() as u64).to_be_bytes());
         hasher.update(field.as_bytes());
     }
-    let mut id = String::with_capacity(DIGEST_HEX_CHARS);
-    push_hex(&mut id, &hasher.finalize());
-    id
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
+    format!("{:x}", hasher.finalize())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! 4. `Parent` (16 hex, non-zero) and `Sampled` (`0`, `1`, `?`) are kept only if well-formed; when one
 //!    appears several times the **first well-formed** occurrence wins (malformed ones are skipped
 //!    as if absent, so a later good value still counts);
-//! 5. `Lineage` is kept unchanged only if it is 1–[`MAX_LINEAGE_CHARS`] characters of
+//! 5. `Lineage` is kept unchanged only if it is 1–[`MAX_LINEAGE_CHARS`](super::MAX_LINEAGE_CHARS) characters of
 //!    `[0-9A-Za-z:|,]` (first valid occurrence wins, like `Parent`);
 //! 6. `Self` and unknown keys are dropped;
 //! 7. output is always written as `Root=…;Parent=…;Sampled=…;Lineage=…`, lowercase hex, no spaces,
@@ -25,8 +25,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::MAX_TRACE_HEADER_BYTES;
 use super::ids::{Lineage, Sampled, SpanId, TraceId, TraceIdError};
-use super::{MAX_LINEAGE_CHARS, MAX_TRACE_HEADER_BYTES};
 
 /// Why an incoming `X-Amzn-Trace-Id` value is rejected as a whole. Messages say why and never echo
 /// the input (control characters are shown as hex codes), so they are safe to log.
@@ -231,61 +231,21 @@ impl FromStr for TraceHeader {
     }
 }
 
-/// Longest canonical header: `Root=` + 35, `;Parent=` + 16, `;Sampled=` + 1, `;Lineage=` + 256.
-const MAX_CANONICAL_LEN: usize = 5 + 35 + 8 + 16 + 9 + 1 + 9 + MAX_LINEAGE_CHARS;
-
-/// Stack buffer the canonical form is assembled in, so `to_string` allocates exactly once.
-struct Canonical {
-    bytes: [u8; MAX_CANONICAL_LEN],
-    len: usize,
-}
-
-impl Canonical {
-    #[inline]
-    fn push(&mut self, s: &[u8]) -> fmt::Result {
-        let end = self.len + s.len();
-        self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s);
-        self.len = end;
-        Ok(())
-    }
-
-    #[inline]
-    fn as_str(&self) -> Result<&str, fmt::Error> {
-        let bytes = self.bytes.get(..self.len).ok_or(fmt::Error)?;
-        std::str::from_utf8(bytes).map_err(|_| fmt::Error)
-    }
-}
-
-impl TraceHeader {
-    /// Assembles the canonical form; always fits since every field is length-validated.
-    fn canonical(&self) -> Result<Canonical, fmt::Error> {
-        let mut out = Canonical {
-            bytes: [0; MAX_CANONICAL_LEN],
-            len: 0,
-        };
-        out.push(b"Root=")?;
-        out.push(&self.root.encode())?;
-        if let Some(parent) = &self.parent {
-            out.push(b";Parent=")?;
-            out.push(&parent.encode())?;
-        }
-        if let Some(sampled) = self.sampled {
-            out.push(b";Sampled=")?;
-            out.push(sampled.as_str().as_bytes())?;
-        }
-        if let Some(lineage) = &self.lineage {
-            out.push(b";Lineage=")?;
-            out.push(lineage.as_str().as_bytes())?;
-        }
-        Ok(out)
-    }
-}
-
 impl fmt::Display for TraceHeader {
     /// Canonical form `Root=…;Parent=…;Sampled=…;Lineage=…`, lowercase hex, no spaces, absent
     /// fields omitted. At most 339 bytes, so always within [`MAX_TRACE_HEADER_BYTES`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.canonical()?.as_str()?)
+        write!(f, "Root={}", self.root)?;
+        if let Some(parent) = &self.parent {
+            write!(f, ";Parent={parent}")?;
+        }
+        if let Some(sampled) = self.sampled {
+            write!(f, ";Sampled={}", sampled.as_str())?;
+        }
+        if let Some(lineage) = &self.lineage {
+            write!(f, ";Lineage={}", lineage.as_str())?;
+        }
+        Ok(())
     }
 }
 

@@ -11,8 +11,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::str::FromStr;
 
-use super::MAX_LINEAGE_CHARS;
-use super::hex;
+use super::{MAX_LINEAGE_CHARS, parse_hex_u64, parse_hex_u128};
 
 /// Length of a `Root` value: `1-` + 8 hex + `-` + 24 hex.
 const TRACE_ID_LEN: usize = 35;
@@ -88,19 +87,6 @@ impl TraceId {
     pub fn as_u128(&self) -> u128 {
         (u128::from(self.epoch) << 96) | self.unique
     }
-
-    /// Canonical text `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx` in a stack buffer (no allocation).
-    pub(crate) fn encode(&self) -> [u8; TRACE_ID_LEN] {
-        let mut out = [0u8; TRACE_ID_LEN];
-        let (head, rest) = out.split_at_mut(2);
-        head.copy_from_slice(b"1-");
-        let (epoch, rest) = rest.split_at_mut(8);
-        hex::encode_lower(u128::from(self.epoch), epoch);
-        let (dash, unique) = rest.split_at_mut(1);
-        dash.copy_from_slice(b"-");
-        hex::encode_lower(self.unique, unique);
-        out
-    }
 }
 
 impl FromStr for TraceId {
@@ -112,23 +98,15 @@ impl FromStr for TraceId {
         if b.len() != TRACE_ID_LEN {
             return Err(TraceIdError::WrongLength { len: b.len() });
         }
-        let Some((&[version, dash1], rest)) = b.split_first_chunk::<2>() else {
-            return Err(TraceIdError::WrongLength { len: b.len() });
-        };
-        let Some((epoch, rest)) = rest.split_first_chunk::<8>() else {
-            return Err(TraceIdError::WrongLength { len: b.len() });
-        };
-        let Some((&[dash2], unique)) = rest.split_first_chunk::<1>() else {
-            return Err(TraceIdError::WrongLength { len: b.len() });
-        };
-        if version != b'1' {
+        if b.first() != Some(&b'1') {
             return Err(TraceIdError::UnsupportedVersion);
         }
-        if dash1 != b'-' || dash2 != b'-' {
+        if b.get(1) != Some(&b'-') || b.get(10) != Some(&b'-') {
             return Err(TraceIdError::MissingSeparator);
         }
-        let epoch = hex::decode_u64(epoch).ok_or(TraceIdError::NonHex)?;
-        let unique = hex::decode_u128(unique).ok_or(TraceIdError::NonHex)?;
+        // `get` is `None` rather than a panic if a multi-byte character straddles a boundary.
+        let epoch = s.get(2..10).and_then(parse_hex_u64).ok_or(TraceIdError::NonHex)?;
+        let unique = s.get(11..).and_then(parse_hex_u128).ok_or(TraceIdError::NonHex)?;
         Ok(TraceId {
             epoch: u32::try_from(epoch).map_err(|_| TraceIdError::NonHex)?,
             unique: unique & UNIQUE_MASK,
@@ -139,8 +117,7 @@ impl FromStr for TraceId {
 impl fmt::Display for TraceId {
     /// Canonical lowercase `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let buf = self.encode();
-        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+        write!(f, "1-{:08x}-{:024x}", self.epoch, self.unique)
     }
 }
 
@@ -192,13 +169,6 @@ impl SpanId {
     pub fn as_u64(&self) -> u64 {
         self.0.get()
     }
-
-    /// Canonical 16 lowercase hex digits in a stack buffer.
-    pub(crate) fn encode(&self) -> [u8; SPAN_ID_LEN] {
-        let mut out = [0u8; SPAN_ID_LEN];
-        hex::encode_lower(u128::from(self.0.get()), &mut out);
-        out
-    }
 }
 
 impl FromStr for SpanId {
@@ -209,7 +179,7 @@ impl FromStr for SpanId {
         if s.len() != SPAN_ID_LEN {
             return Err(SpanIdError::WrongLength { len: s.len() });
         }
-        let v = hex::decode_u64(s.as_bytes()).ok_or(SpanIdError::NonHex)?;
+        let v = parse_hex_u64(s).ok_or(SpanIdError::NonHex)?;
         SpanId::from_u64(v).ok_or(SpanIdError::Zero)
     }
 }
@@ -217,8 +187,7 @@ impl FromStr for SpanId {
 impl fmt::Display for SpanId {
     /// Canonical 16 lowercase hex digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let buf = self.encode();
-        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+        write!(f, "{:016x}", self.0)
     }
 }
 

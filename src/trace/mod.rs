@@ -16,7 +16,6 @@
 //! Parsing never panics, uses no regex and allocates only for a kept `Lineage`.
 
 mod header;
-mod hex;
 mod ids;
 mod w3c;
 
@@ -31,3 +30,17 @@ pub const MAX_TRACE_HEADER_BYTES: usize = 1024;
 /// Longest `Lineage` value kept, in characters (contract §5: `Lineage` is kept only if it is "at
 /// most 256 characters of `[0-9A-Za-z:|,]`"). Longer values are dropped, not fatal.
 pub const MAX_LINEAGE_CHARS: usize = 256;
+
+/// Hex digits of either case as a number (std's `from_str_radix`, which would also take a sign).
+fn parse_hex_u64(text: &str) -> Option<u64> {
+    is_hex(text).then(|| u64::from_str_radix(text, 16).ok()).flatten()
+}
+
+/// [`parse_hex_u64`] for up to 32 digits.
+fn parse_hex_u128(text: &str) -> Option<u128> {
+    is_hex(text).then(|| u128::from_str_radix(text, 16).ok()).flatten()
+}
+
+fn is_hex(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit())
+}

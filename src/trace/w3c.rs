@@ -15,8 +15,8 @@
 use std::fmt;
 
 use super::header::TraceHeader;
-use super::hex::{self, HexDefect};
 use super::ids::{Sampled, SpanId, TraceId};
+use super::parse_hex_u128;
 
 /// Which `traceparent` field an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,9 +105,6 @@ pub enum TraceparentError {
     ZeroParentId,
 }
 
-/// Length of a version-00 `traceparent`.
-const TRACEPARENT_LEN: usize = 55;
-
 /// Decodes one field: exact length, lowercase hex.
 fn field(value: &str, field: TraceparentField) -> Result<u128, TraceparentError> {
     if value.len() != field.expected_len() {
@@ -116,10 +113,11 @@ fn field(value: &str, field: TraceparentField) -> Result<u128, TraceparentError>
             len: value.len(),
         });
     }
-    hex::decode_lower_u128(value.as_bytes()).map_err(|defect| match defect {
-        HexDefect::NonHex => TraceparentError::NonHex { field },
-        HexDefect::Uppercase => TraceparentError::UppercaseHex { field },
-    })
+    let number = parse_hex_u128(value).ok_or(TraceparentError::NonHex { field })?;
+    if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(TraceparentError::UppercaseHex { field });
+    }
+    Ok(number)
 }
 
 impl TraceHeader {
@@ -132,17 +130,8 @@ impl TraceHeader {
         if trace == 0 {
             return None;
         }
-        let mut buf = [0u8; TRACEPARENT_LEN];
-        let (version, rest) = buf.split_at_mut(3);
-        version.copy_from_slice(b"00-");
-        let (trace_hex, rest) = rest.split_at_mut(32);
-        hex::encode_lower(trace, trace_hex);
-        let (dash, rest) = rest.split_at_mut(1);
-        dash.copy_from_slice(b"-");
-        let (parent_hex, rest) = rest.split_at_mut(16);
-        hex::encode_lower(u128::from(parent.as_u64()), parent_hex);
-        rest.copy_from_slice(if self.is_sampled() { b"-01" } else { b"-00" });
-        String::from_utf8(buf.to_vec()).ok()
+        let flags = if self.is_sampled() { "01" } else { "00" };
+        Some(format!("00-{trace:032x}-{:016x}-{flags}", parent.as_u64()))
     }
 
     /// Parses a W3C `traceparent` (version `00` only, strict) into an X-Ray context: Root
