@@ -175,29 +175,9 @@ fn case(name: &str) -> Option<(String, usize)> {
 /// CPU time of the calling thread, as criterion's measurement.
 struct ThreadCpuTime;
 
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-unsafe extern "C" {
-    /// POSIX `clock_gettime` (from the C library every Rust program on Linux links).
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-
-/// Linux's `CLOCK_THREAD_CPUTIME_ID`.
-const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-
+/// CPU time the calling thread has used (Linux `CLOCK_THREAD_CPUTIME_ID`, through `cpu-time`).
 fn thread_cpu_time() -> Duration {
-    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit Linux).
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
+    cpu_time::ThreadTime::now().as_duration()
 }
 
 /// Wall time's formatter (durations, and elements per second), shared.

@@ -12,10 +12,16 @@
 //! The daemon protocol is one UDP datagram per document: `{"format":"json","version":1}\n` then the
 //! JSON document, at most 64 kB. Sending never blocks and never fails an invocation.
 //!
-//! No Rust X-Ray SDK exists; `opentelemetry-aws` exports OpenTelemetry spans, whose ids and
-//! parents are chosen by the OpenTelemetry SDK. The relay must put a known subsegment id into the
-//! outgoing header before the call and parent it to a segment Lambda created, so it writes the few
-//! documents it needs itself.
+//! Why the documents are written here: AWS ships no X-Ray SDK for Rust. `opentelemetry-aws` (0.21)
+//! has an X-Ray daemon exporter, which turns OpenTelemetry spans into segment documents; using it
+//! means running the OpenTelemetry SDK's tracer pipeline in every function, traced or not, and
+//! mapping span attributes so that each call still becomes a subsegment with `namespace: aws` and
+//! `aws.operation`/`queue_url`/`topic_arn` (what the service map reads), parented to a segment
+//! this process did not create — Lambda's function segment, known only by the `Parent` of the
+//! invocation header — and so that a record-level trace gets a relay segment of its own. The relay
+//! needs three small document shapes; they are written directly, and
+//! `tests/fixtures/xray/mixed-batch-documents.json` pins them. (OpenTelemetry export proper is a
+//! separate, opt-in path.)
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};

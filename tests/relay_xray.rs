@@ -144,3 +144,38 @@ fn record_level_trace_gets_a_relay_segment_parented_upstream() {
     assert_eq!(parents[1], invocation_sub["id"].as_str().unwrap());
     assert_eq!(parents[2], invocation_sub["id"].as_str().unwrap());
 }
+
+/// The documents with what changes from run to run (generated ids, times) replaced by
+/// placeholders, sorted by type, trace and name.
+fn normalized(docs: &[Value]) -> Value {
+    let relay_ids: Vec<Value> = docs
+        .iter()
+        .filter(|d| d["type"] != "subsegment")
+        .map(|d| d["id"].clone())
+        .collect();
+    let mut docs: Vec<Value> = docs
+        .iter()
+        .cloned()
+        .map(|mut d| {
+            d["id"] = "<generated>".into();
+            d["start_time"] = "<time>".into();
+            d["end_time"] = "<time>".into();
+            if relay_ids.contains(&d["parent_id"]) {
+                d["parent_id"] = "<the relay segment's id>".into();
+            }
+            d
+        })
+        .collect();
+    docs.sort_by_key(|d| (d["type"].to_string(), d["trace_id"].to_string(), d["name"].to_string()));
+    Value::Array(docs)
+}
+
+#[test]
+fn documents_match_the_golden_segment_documents() {
+    // A mixed SQS batch to a queue and a topic: one relay segment in the record-level trace, and a
+    // subsegment per trace context per call.
+    let targets = format!("{QUEUE},{TOPIC}");
+    let (docs, _) = run(&targets, include_str!("../events/sqs-batch-mixed-trace.json"), SAMPLED);
+    let golden: Value = serde_json::from_str(include_str!("fixtures/xray/mixed-batch-documents.json")).unwrap();
+    assert_eq!(normalized(&docs), golden);
+}
