@@ -70,7 +70,13 @@ for t in $targets; do
     log="$logs/$t.log"
     status=0
     # The scratch corpus comes first: libFuzzer writes new inputs only to the first directory.
-    cargo fuzz run --sanitizer "$sanitizer" "$t" "$scratch" "corpus/$t" -- \
+    # New inputs go to the scratch directory (the first); the committed seeds and, for the decoder,
+    # the sample events the rest of the project uses are read as they are, not copied.
+    seeds=("corpus/$t")
+    if [ "$t" = inbound_decode ]; then
+        seeds+=(../events ../tests/fixtures/emitters ../tests/fixtures/eventbridge)
+    fi
+    cargo fuzz run --sanitizer "$sanitizer" "$t" "$scratch" "${seeds[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -dict="dict/$t.dict" \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
