@@ -2,8 +2,13 @@
 
 Both run as Lambda functions would: the Rust binary with ``lambda_runtime``, the peer under
 ``python -m awslambdaric handler.lambda_handler``, each against its own instance of the same Runtime
-API stand-in (bench/runtime_api.py) and the same moto server (scripts/moto_server.py), with the
-same environment (credentials and region from env, no profile files, no IMDS).
+API stand-in and the same moto server (scripts/moto_server.py), with the same environment
+(credentials and region from env, no profile files, no IMDS). The stand-in is the one the Rust
+tests use (tests/support/runtime_api.rs), served by ``examples/runtime_api.rs`` in a process of its
+own (``--runtime-api``, built by scripts/bench.sh with ``cargo build --release --example
+runtime_api``) and driven through its control interface by the ``RuntimeApi`` class below. It
+reports its times on CLOCK_MONOTONIC, the clock of ``time.perf_counter()`` here (checked at start),
+so they compare directly with the driver's own readings around ``exec``.
 
 Measured (see also scripts/bench.sh):
 - cold start: ``exec`` (taken just before ``Popen``, so fork+exec count against the function) to
@@ -23,11 +28,18 @@ Measured (see also scripts/bench.sh):
   one core.
 
 Prints one markdown table on stdout (progress on stderr); ``--json`` also writes raw numbers.
+
+Quick mode (``--quick``, or ``BENCH_QUICK=1`` in the environment): a smoke test of the harness,
+not a measurement. At most 2 cold starts and 5 warm invocations per side, the first two call
+efficiency cases only, and no SSL_CERT_FILE diagnostic, 6 MiB batches or Python pipeline timing
+(their rows are left out of the table).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import http.client
 import json
 import math
 import os
@@ -38,6 +50,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -46,7 +59,6 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import events  # noqa: E402
-from runtime_api import RuntimeApi  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SQS_MAX_BYTES = 1024 * 1024
@@ -144,6 +156,128 @@ class Purger:
         self.stop.set()
         self.thread.join()
         self.moto.purge()
+
+
+# --------------------------------------------------------------------------- Runtime API
+
+
+@dataclasses.dataclass
+class Result:
+    request_id: str
+    kind: str  # "response" or "error"
+    body: bytes  # the posted body as JSON text (re-serialized by the stand-in)
+    error_type: str | None
+    served_at: float  # /next handed the invocation out (CLOCK_MONOTONIC s)
+    done_at: float  # its response or error had arrived in full (CLOCK_MONOTONIC s)
+
+    def json(self):
+        return json.loads(self.body or b"null")
+
+
+class RuntimeApi:
+    """One Runtime API stand-in for one function process: ``examples/runtime_api.rs`` (the Rust
+    tests' tests/support/runtime_api.rs) in a process of its own, driven over its control interface.
+
+    ``first_next_at`` is when the connection carrying the function's first ``/next`` was accepted,
+    ``Result.served_at`` when an invocation was handed out and ``Result.done_at`` when its answer
+    arrived, all stamped by the stand-in on CLOCK_MONOTONIC, which is ``time.perf_counter()``'s
+    clock (checked in ``__init__``): they compare directly with the driver's readings.
+    """
+
+    binary = REPO / "target" / "release" / "examples" / "runtime_api"  # set by --runtime-api
+    function_arn = "arn:aws:lambda:us-east-1:123456789012:function:relay-bench"
+    poll_s = 0.05  # long-poll slice: how often a wait looks at whether the function is still alive
+
+    def __init__(self) -> None:
+        self.first_next_at: float | None = None
+        self.init_error = None
+        # Its stdin is its lifeline: it exits when closed, so it never outlives the driver.
+        self._proc = subprocess.Popen(
+            [str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        lines = {}
+        while "READY" not in lines:
+            line = self._proc.stdout.readline()
+            if not line:
+                self._proc.kill()
+                self._proc.wait()
+                raise RuntimeError(f"{self.binary} exited before READY (status {self._proc.returncode})")
+            key, _, value = line.strip().partition(" ")
+            lines[key] = value
+        self.address = lines["READY"]  # host:port, the value of AWS_LAMBDA_RUNTIME_API
+        control = urllib.parse.urlsplit(lines["CONTROL"])
+        self._conn = http.client.HTTPConnection(control.hostname, control.port, timeout=60)
+        try:
+            self._check_clock()
+        except BaseException:
+            self.close()
+            raise
+
+    def _call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        self._conn.request(method, path, body=body, headers=headers or {})
+        r = self._conn.getresponse()
+        data = r.read()
+        if r.status not in (200, 204):
+            raise RuntimeError(f"runtime API stand-in: {method} {path}: {r.status} {data[:300]!r}")
+        return json.loads(data) if r.status == 200 else None
+
+    def _check_clock(self) -> None:
+        if "CLOCK_MONOTONIC" not in time.get_clock_info("perf_counter").implementation:
+            raise RuntimeError("time.perf_counter() is not CLOCK_MONOTONIC here; the stand-in's times would not compare")
+        before = time.perf_counter()
+        now = self._call("GET", "/clock")["now"]
+        after = time.perf_counter()
+        if not before - 1e-6 <= now <= after + 1e-6:
+            raise RuntimeError(f"stand-in clock {now} outside [{before}, {after}]: not this process's perf_counter clock")
+
+    def invoke(self, payload: bytes, trace_id: str | None = None, timeout_s: float = 60.0) -> str:
+        """Queues an invocation; returns its request id."""
+        headers = {
+            "Content-Type": "application/json",
+            "Deadline-Ms": str(int(time.time() * 1000 + timeout_s * 1000)),
+            "Function-Arn": self.function_arn,
+        }
+        if trace_id:
+            headers["Trace-Id"] = trace_id
+        return self._call("POST", "/invoke", payload, headers)["request_id"]
+
+    def wait_first_next(self, timeout: float, alive=lambda: True) -> float | None:
+        """Waits until the function polls /next for the first time (or its init fails)."""
+        end = time.monotonic() + timeout
+        while self.first_next_at is None and self.init_error is None and time.monotonic() < end:
+            if not alive():
+                break
+            state = self._call("GET", f"/first_next?wait_ms={int(self.poll_s * 1000)}")
+            self.first_next_at, self.init_error = state["first_next_at"], state["init_error"]
+        return self.first_next_at
+
+    def wait_result(self, request_id: str, timeout: float, alive=lambda: True) -> Result:
+        end = time.monotonic() + timeout
+        while True:
+            r = self._call("GET", f"/result/{request_id}?wait_ms={int(self.poll_s * 1000)}")
+            if r is not None:
+                return Result(
+                    r["request_id"],
+                    r["kind"],
+                    json.dumps(r["body"]).encode(),
+                    r["error_type"],
+                    r["served_at"],
+                    r["done_at"],
+                )
+            if time.monotonic() >= end:
+                raise TimeoutError(f"no answer to invocation {request_id} within {timeout} s")
+            if not alive():
+                raise RuntimeError(f"function exited before answering invocation {request_id}")
+
+    def close(self) -> None:
+        self._conn.close()
+        self._proc.stdout.close()
+        self._proc.stdin.close()  # the stand-in exits at end of file
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
 
 
 # --------------------------------------------------------------------------- functions
@@ -368,12 +502,12 @@ CALL_CASES = [  # (n records, k trace contexts, padding bytes per record)
 ]
 
 
-def call_efficiency(side: Side, moto: Moto) -> list[dict]:
+def call_efficiency(side: Side, moto: Moto, cases: list[tuple[int, int, int]] = CALL_CASES) -> list[dict]:
     moto.reset()
     f = side.start(moto)
     out = []
     try:
-        for n, k, padding in CALL_CASES:
+        for n, k, padding in cases:
             moto.purge()
             moto.clear_calls()
             r = f.invoke(events.sqs_event(n, k, padding))
@@ -534,35 +668,36 @@ def report(res: dict) -> str:
         "—",
         None,
     )
-    b_r, b_p = rust["big"], py.get("big")
+    b_r, b_p = rust.get("big"), py.get("big")
     n_big = res["big_records"]
-    row(
-        f"peak RSS (VmHWM), one 6 MiB SQS batch ({n_big} records) → moto",
-        fmt_mib(b_r["vm_hwm_kib"]),
-        fmt_mib(b_p["vm_hwm_kib"]) if b_p else "n/a",
-        ratio(b_r["vm_hwm_kib"], b_p["vm_hwm_kib"] if b_p else None),
-        "Rust ≤ 32 MiB",
-        b_r["vm_hwm_kib"] <= 32 * 1024 and b_r["delivered_all"],
-    )
-    row(
-        "6 MiB SQS batch: invocation latency",
-        fmt_ms(b_r["latency_s"]),
-        fmt_ms(b_p["latency_s"]) if b_p else "n/a",
-        ratio(b_r["latency_s"], b_p["latency_s"] if b_p else None),
-        "—",
-        None,
-    )
-    seq = res.get("rust_big_sequential")
-    if seq:
+    if b_r:  # not in quick mode
         row(
-            "6 MiB SQS batch: invocation latency, Rust with RELAY_MAX_IN_FLIGHT=1 "
-            "(diagnostic: moto is one Python process; concurrent calls contend for its interpreter lock)",
-            fmt_ms(seq["latency_s"]),
+            f"peak RSS (VmHWM), one 6 MiB SQS batch ({n_big} records) → moto",
+            fmt_mib(b_r["vm_hwm_kib"]),
+            fmt_mib(b_p["vm_hwm_kib"]) if b_p else "n/a",
+            ratio(b_r["vm_hwm_kib"], b_p["vm_hwm_kib"] if b_p else None),
+            "Rust ≤ 32 MiB",
+            b_r["vm_hwm_kib"] <= 32 * 1024 and b_r["delivered_all"],
+        )
+        row(
+            "6 MiB SQS batch: invocation latency",
+            fmt_ms(b_r["latency_s"]),
             fmt_ms(b_p["latency_s"]) if b_p else "n/a",
-            ratio(seq["latency_s"], b_p["latency_s"] if b_p else None),
+            ratio(b_r["latency_s"], b_p["latency_s"] if b_p else None),
             "—",
             None,
         )
+        seq = res.get("rust_big_sequential")
+        if seq:
+            row(
+                "6 MiB SQS batch: invocation latency, Rust with RELAY_MAX_IN_FLIGHT=1 "
+                "(diagnostic: moto is one Python process; concurrent calls contend for its interpreter lock)",
+                fmt_ms(seq["latency_s"]),
+                fmt_ms(b_p["latency_s"]) if b_p else "n/a",
+                ratio(seq["latency_s"], b_p["latency_s"] if b_p else None),
+                "—",
+                None,
+            )
     cases = (
         ("direct", "direct S3 event (1 record)"),
         ("sqs_10", "10-record SQS batch"),
@@ -597,14 +732,15 @@ def report(res: dict) -> str:
     big_ok = lambda b: (  # noqa: E731
         b["calls"]["sqs"] == b["expected_calls"]["sqs"] and b["calls"]["sns"] == b["expected_calls"]["sns"]
     )
-    calls_row(
-        f"n={n_big}, k=3 (6 MiB batch)",
-        b_r["calls"],
-        b_p["calls"] if b_p else None,
-        b_r["expected_calls"],
-        big_ok(b_r),
-        big_ok(b_p) if b_p else None,
-    )
+    if b_r:
+        calls_row(
+            f"n={n_big}, k=3 (6 MiB batch)",
+            b_r["calls"],
+            b_p["calls"] if b_p else None,
+            b_r["expected_calls"],
+            big_ok(b_r),
+            big_ok(b_p) if b_p else None,
+        )
     head = "| metric | Rust | Python | ratio (Rust / Python) | target | pass/fail |\n| --- | --- | --- | --- | --- | --- |\n"
     return head + "\n".join(rows)
 
@@ -612,6 +748,11 @@ def report(res: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--binary", default=str(REPO / "target" / "release" / "s3-trace-relay"))
+    parser.add_argument(
+        "--runtime-api",
+        default=str(RuntimeApi.binary),
+        help="the Runtime API stand-in (cargo build --release --example runtime_api)",
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter with boto3/moto/awslambdaric")
     parser.add_argument("--criterion-dir", default=str(REPO / "target" / "criterion"))
     parser.add_argument("--cold-runs", type=int, default=15)
@@ -620,7 +761,20 @@ def main() -> int:
     parser.add_argument("--core", default="1", help="core for the single-core pipeline timing")
     parser.add_argument("--no-python", action="store_true", help="Rust only (e.g. awslambdaric missing)")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+        help="smoke test of the harness, not a measurement (also BENCH_QUICK=1); see the module doc",
+    )
     args = parser.parse_args()
+    RuntimeApi.binary = Path(args.runtime_api).resolve()
+    call_cases = CALL_CASES
+    if args.quick:
+        args.cold_runs = min(args.cold_runs, 2)
+        args.warm_invocations = min(args.warm_invocations, 5)
+        call_cases = CALL_CASES[:2]
+        log("quick mode: a smoke test of the harness, not a measurement")
     # Killed (timeout, Ctrl-C in a wrapper): unwind, so every `finally` stops its processes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -643,7 +797,7 @@ def main() -> int:
         log("cold starts")
         # Diagnostic: the same binary with its trust store read from the system's one PEM bundle
         # (SSL_CERT_FILE) instead of the bundle plus every file of the certificate directory.
-        bundle = next((b for b in CA_BUNDLES if Path(b).is_file()), None)
+        bundle = None if args.quick else next((b for b in CA_BUNDLES if Path(b).is_file()), None)
         diagnostic = [Side("rust_bundle", rust.argv, REPO, {"SSL_CERT_FILE": bundle})] if bundle else []
         cold = cold_starts(sides + diagnostic, moto, args.cold_runs, sqs_10)
         for s in sides:
@@ -655,25 +809,27 @@ def main() -> int:
             res[s.kind]["warm"] = warm_cpu(s, moto, args.warm_invocations, sqs_10)
         big, n_big = events.max_sqs_event(3)
         res["big_records"] = n_big
-        for s in sides:
-            log(f"{s.kind}: 6 MiB SQS batch ({n_big} records)")
-            res[s.kind]["big"] = big_batch(s, moto, big, n_big, 3)
-        # Diagnostic: moto is one Python process, so concurrent calls queue on its interpreter lock;
-        # one call at a time (as the Python peer makes them) shows what the stand-in itself costs.
-        log("rust: 6 MiB SQS batch, RELAY_MAX_IN_FLIGHT=1 (diagnostic)")
-        sequential = Side("rust_sequential", rust.argv, REPO, {"RELAY_MAX_IN_FLIGHT": "1"})
-        res["rust_big_sequential"] = big_batch(sequential, moto, big, n_big, 3)
+        if not args.quick:
+            for s in sides:
+                log(f"{s.kind}: 6 MiB SQS batch ({n_big} records)")
+                res[s.kind]["big"] = big_batch(s, moto, big, n_big, 3)
+            # Diagnostic: moto is one Python process, so concurrent calls queue on its interpreter lock;
+            # one call at a time (as the Python peer makes them) shows what the stand-in itself costs.
+            log("rust: 6 MiB SQS batch, RELAY_MAX_IN_FLIGHT=1 (diagnostic)")
+            sequential = Side("rust_sequential", rust.argv, REPO, {"RELAY_MAX_IN_FLIGHT": "1"})
+            res["rust_big_sequential"] = big_batch(sequential, moto, big, n_big, 3)
         for s in sides:
             log(f"{s.kind}: call efficiency")
-            res[s.kind]["calls"] = call_efficiency(s, moto)
+            res[s.kind]["calls"] = call_efficiency(s, moto, call_cases)
         res["pipeline_rust"] = criterion_results(Path(args.criterion_dir))
-        if python:
+        if python and not args.quick:
             log("python: pure pipeline timing")
             res["pipeline_python"] = python_pipeline(args.python, moto, args.pipeline_seconds, args.core)
     finally:
         moto.stop()
     if not python:
         res["python"] = None
+    res["quick"] = args.quick
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     print(report(res))

@@ -5,9 +5,10 @@
 #   bash scripts/bench.sh            # everything (a few minutes once the release build is cached)
 #
 # Steps: .venv with the pinned stand-ins (scripts/bootstrap.sh) plus bench/requirements.txt
-# (awslambdaric); `cargo build --release`; the criterion benchmark of the pure pipeline
-# (benches/pipeline.rs, thread CPU time, pinned to one core); then bench/run.py, which starts moto
-# and a Lambda Runtime API stand-in (bench/runtime_api.py) and measures cold start, first and warm
+# (awslambdaric); `cargo build --release` of the relay and of the Lambda Runtime API stand-in
+# (examples/runtime_api.rs, which serves the tests' tests/support/runtime_api.rs); the criterion
+# benchmark of the pure pipeline (benches/pipeline.rs, thread CPU time, pinned to one core); then
+# bench/run.py, which starts moto and that stand-in and measures cold start, first and warm
 # invocations, CPU per invocation, peak RSS (incl. a 6 MiB SQS batch) and SQS/SNS call counts for
 # the release binary and for bench/peer_python under `python -m awslambdaric`.
 #
@@ -16,6 +17,7 @@
 # non-zero only when something could not be measured.
 #
 # Env: BENCH_ARGS adds arguments to bench/run.py (e.g. "--cold-runs 5 --warm-invocations 100");
+#      BENCH_QUICK=1 makes bench/run.py a quick smoke test of the harness, not a measurement;
 #      BENCH_CORE picks the core for the single-core pipeline benchmark (default: the last one).
 set -euo pipefail
 
@@ -51,8 +53,10 @@ if ! .venv/bin/python -c 'import awslambdaric, runtime_client' 2>"$out/awslambda
     python_args+=(--no-python)
 fi
 
-say "cargo build --release"
+say "cargo build --release (relay, Runtime API stand-in)"
 cargo build --release --quiet --bin s3-trace-relay
+# On its own: built together, the example's dev-dependency features would reach the relay binary.
+cargo build --release --quiet --example runtime_api
 
 core="${BENCH_CORE:-$(($(nproc) - 1))}"
 say "criterion: pipeline throughput (benches/pipeline.rs) on core $core"
@@ -71,6 +75,7 @@ say "end-to-end against moto (bench/run.py)"
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of words
 .venv/bin/python bench/run.py \
     --binary "$repo/target/release/s3-trace-relay" \
+    --runtime-api "$repo/target/release/examples/runtime_api" \
     --criterion-dir "$repo/target/criterion" \
     --core "$core" \
     --json "$out/results.json" \

@@ -11,6 +11,14 @@
 //!
 //! Every request is also kept verbatim (see [`RuntimeApi::requests`]), e.g. to look at
 //! `Lambda-Runtime-Function-XRay-Error-Cause` or to spot duplicate responses.
+//!
+//! Times ([`std::time::Instant`]): [`RuntimeApi::first_next_at`] is when the connection carrying
+//! the first `/next` was accepted (for a fresh process, the moment it first reached out, before
+//! this server parsed anything), [`RuntimeApi::served_at`] when an invocation was handed out, and
+//! [`RuntimeApi::answered_at`] when its response or error had arrived in full.
+//!
+//! `examples/runtime_api.rs` includes this file to serve the same stand-in to other processes (the
+//! benchmark, `bench/run.py`), so it must not depend on the rest of `tests/support`.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -154,6 +162,9 @@ struct State {
     init_error: Option<Value>,
     requests: Vec<RecordedRequest>,
     pending_polls: usize,
+    first_next_at: Option<Instant>,
+    served_at: HashMap<String, Instant>,
+    answered_at: HashMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -230,9 +241,11 @@ impl RuntimeApi {
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
+                    // Taken by the first `/next` on this connection (see `RuntimeApi::first_next_at`).
+                    let accepted = Arc::new(Mutex::new(Some(Instant::now())));
                     let shared = shared.clone();
                     let conn = tokio::spawn(async move {
-                        let service = service_fn(move |req| handle(shared.clone(), req));
+                        let service = service_fn(move |req| handle(shared.clone(), accepted.clone(), req));
                         // Errors here are client disconnects: nothing to report.
                         let _ = hyper::server::conn::http1::Builder::new()
                             .title_case_headers(true)
@@ -312,6 +325,34 @@ impl RuntimeApi {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
     }
+
+    /// When the first `/next` arrived: the time its connection was accepted (a later `/next` on a
+    /// kept-alive connection counts from when its request arrived). `None` before any `/next`.
+    pub fn first_next_at(&self) -> Option<Instant> {
+        self.shared.lock().first_next_at
+    }
+
+    /// Waits up to `timeout` for the first `/next`; see [`RuntimeApi::first_next_at`].
+    pub async fn wait_first_next(&self, timeout: Duration) -> Option<Instant> {
+        self.shared.wait_for(timeout, |s| s.first_next_at).await
+    }
+
+    /// When `/next` handed out `request_id`.
+    pub fn served_at(&self, request_id: &str) -> Option<Instant> {
+        self.shared.lock().served_at.get(request_id).copied()
+    }
+
+    /// When the (first) response or error for `request_id` had arrived in full.
+    pub fn answered_at(&self, request_id: &str) -> Option<Instant> {
+        self.shared.lock().answered_at.get(request_id).copied()
+    }
+
+    /// Like [`RuntimeApi::outcome`], but `None` after `timeout` instead of a panic.
+    pub async fn outcome_within(&self, request_id: &str, timeout: Duration) -> Option<Outcome> {
+        self.shared
+            .wait_for(timeout, |s| s.outcomes.get(request_id).cloned())
+            .await
+    }
 }
 
 impl Drop for RuntimeApi {
@@ -366,6 +407,7 @@ async fn next_invocation(shared: &Shared) -> Invocation {
             let mut s = shared.lock();
             if let Some(inv) = s.queue.pop_front() {
                 s.served.push(inv.request_id.clone());
+                s.served_at.insert(inv.request_id.clone(), Instant::now());
                 return inv;
             }
         }
@@ -381,12 +423,19 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
         .expect("static response parts are valid")
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// `accepted`: when this request's connection was accepted, until a `/next` on it takes it.
+async fn handle(
+    shared: Arc<Shared>,
+    accepted: Arc<Mutex<Option<Instant>>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let arrived = Instant::now();
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes().to_vec(),
         Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, json!({"errorMessage": e.to_string()}))),
     };
+    let received = Instant::now();
     let path = parts.uri.path().to_owned();
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
@@ -416,7 +465,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
     let response = match (&parts.method, segments.as_slice()) {
         (&Method::GET, ["invocation", "next"]) => {
-            record(&shared, recorded, |_| {});
+            let at = accepted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or(arrived);
+            record(&shared, recorded, |s| {
+                s.first_next_at.get_or_insert(at);
+            });
             let inv = next_invocation(&shared).await;
             let mut b = Response::builder()
                 .status(StatusCode::OK)
@@ -438,6 +494,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         (&Method::POST, ["invocation", id, "response"]) => {
             let (id, value) = ((*id).to_owned(), json_body());
             record(&shared, recorded, |s| {
+                s.answered_at.entry(id.clone()).or_insert(received);
                 s.outcomes.entry(id).or_insert(Outcome::Response(value));
             });
             reply(StatusCode::ACCEPTED, json!({"status": "OK"}))
@@ -445,6 +502,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         (&Method::POST, ["invocation", id, "error"]) => {
             let (id, value) = ((*id).to_owned(), json_body());
             record(&shared, recorded, |s| {
+                s.answered_at.entry(id.clone()).or_insert(received);
                 s.outcomes.entry(id).or_insert(Outcome::Error {
                     error_type,
                     body: value,
@@ -519,11 +577,14 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    pub const BINARY: &'static str = env!("CARGO_BIN_EXE_s3-trace-relay");
+    /// The relay binary. Cargo sets this for integration tests (and benches) only, so it is `None`
+    /// in `examples/runtime_api.rs`, which includes this file for the stand-in alone.
+    pub const BINARY: Option<&'static str> = option_env!("CARGO_BIN_EXE_s3-trace-relay");
 
     /// Starts the relay binary against `api` with the default environment plus `env`.
     pub fn spawn(api: &RuntimeApi, env: &[(&str, &str)]) -> Self {
-        Self::spawn_program(Path::new(Self::BINARY), &[], api, env)
+        let binary = Self::BINARY.expect("CARGO_BIN_EXE_s3-trace-relay is only set for integration tests");
+        Self::spawn_program(Path::new(binary), &[], api, env)
     }
 
     /// Like [`RelayProcess::spawn`], for another program (e.g. a test binary re-running itself).
