@@ -50,14 +50,14 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustix::time::{ClockId, clock_gettime};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 #[allow(dead_code)] // the relay-process half of the module is for the tests
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
-use runtime_api::{Invocation, Outcome, RuntimeApi};
+use runtime_api::{Invocation, Outcome, RuntimeApi, reply};
 
 /// Maps `Instant`s to CLOCK_MONOTONIC seconds.
 struct Clock {
@@ -96,14 +96,6 @@ impl Clock {
 struct Control {
     api: RuntimeApi,
     clock: Clock,
-}
-
-fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("Content-Type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("static response parts are valid")
 }
 
 fn wait_ms(query: Option<&str>) -> Duration {

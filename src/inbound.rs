@@ -227,7 +227,10 @@ fn scalar_text(raw: &RawValue) -> Option<String> {
 /// `Err` only when the payload is not an event at all; problems with single records come back as
 /// units whose `content` is `Err`.
 pub fn decode(payload: &str) -> Result<Inbound, DecodeError> {
-    if let Some(inbound) = sqs_stream::decode(payload) {
+    // Payloads that are not SQS events (S3's own) mostly never mention it: skip the one-pass try.
+    if mentions(payload, SQS_EVENT_SOURCE)
+        && let Some(inbound) = sqs_stream::decode(payload)
+    {
         return Ok(inbound);
     }
     decode_record_by_record(payload)
@@ -243,13 +246,13 @@ pub fn decode_record_by_record(payload: &str) -> Result<Inbound, DecodeError> {
     if let Some(records) = probe.records {
         return decode_records(&records);
     }
-    if probe.event.as_deref() == Some(S3_TEST_EVENT) {
+    if probe.is_test_event() {
         return Ok(Inbound {
             source: Source::S3,
             units: vec![unit(Ok(Content::TestEvent))],
         });
     }
-    if probe.source.as_deref() == Some(EVENTBRIDGE_S3_SOURCE) {
+    if probe.is_eventbridge_s3() {
         return Ok(Inbound {
             source: Source::EventBridge,
             units: vec![unit(eventbridge::decode_eventbridge(payload))],
@@ -304,12 +307,37 @@ const EVENTBRIDGE_S3_SOURCE: &str = "aws.s3";
 struct Probe<'a> {
     #[serde(rename = "Records", default, borrow)]
     records: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "Event", default)]
-    event: Option<Cow<'a, str>>,
-    #[serde(default)]
-    source: Option<Cow<'a, str>>,
-    #[serde(rename = "Type", default)]
-    sns_type: Option<Cow<'a, str>>,
+    // The others are read only when there is no `Records`, so any JSON type is accepted here: a
+    // stray key cannot make an event with `Records` unreadable.
+    #[serde(rename = "Event", default, borrow)]
+    event: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(rename = "Type", default, borrow)]
+    sns_type: Option<&'a RawValue>,
+}
+
+impl Probe<'_> {
+    /// Whether the payload is an `s3:TestEvent`.
+    fn is_test_event(&self) -> bool {
+        is_string(self.event, S3_TEST_EVENT)
+    }
+
+    /// Whether the payload is an EventBridge event from S3.
+    fn is_eventbridge_s3(&self) -> bool {
+        is_string(self.source, EVENTBRIDGE_S3_SOURCE)
+    }
+
+    /// Whether the payload is an SNS notification envelope.
+    fn is_sns_notification(&self) -> bool {
+        is_string(self.sns_type, "Notification")
+    }
+}
+
+/// Whether `raw` is the JSON string `expected`.
+fn is_string(raw: Option<&RawValue>, expected: &str) -> bool {
+    raw.and_then(|r| serde_json::from_str::<Cow<str>>(r.get()).ok())
+        .is_some_and(|text| text == expected)
 }
 
 #[derive(Deserialize)]
@@ -333,6 +361,9 @@ fn unit(content: Result<Content, DecodeError>) -> Unit {
 fn event_source_of(records: &[&RawValue]) -> Source {
     let mut sns = false;
     for raw in records {
+        if !mentions(raw.get(), SQS_EVENT_SOURCE) && !mentions(raw.get(), SNS_EVENT_SOURCE) {
+            continue;
+        }
         match record_source(raw).as_deref() {
             Some(SQS_EVENT_SOURCE) => return sqs_source(raw),
             Some(SNS_EVENT_SOURCE) => sns = true,
@@ -352,6 +383,12 @@ fn event_source_of(records: &[&RawValue]) -> Source {
         }
     }
     if sns { Source::Sns } else { Source::S3 }
+}
+
+/// Whether JSON `text` may hold the string `value`: it does, or it has escapes that could spell
+/// it. A quick scan that lets the decoders skip parses which could not find `value`.
+fn mentions(text: &str, value: &str) -> bool {
+    text.contains(value) || text.contains('\\')
 }
 
 /// The source of an SQS event whose first SQS message is `raw`: FIFO when its queue is.
@@ -519,13 +556,13 @@ fn decode_document(text: &str, allow_sns_envelope: bool) -> Result<Content, Deco
     if let Some(records) = probe.records {
         return s3::decode_s3_records(&records);
     }
-    if probe.event.as_deref() == Some(S3_TEST_EVENT) {
+    if probe.is_test_event() {
         return Ok(Content::TestEvent);
     }
-    if probe.source.as_deref() == Some(EVENTBRIDGE_S3_SOURCE) {
+    if probe.is_eventbridge_s3() {
         return eventbridge::decode_eventbridge(text);
     }
-    if allow_sns_envelope && probe.sns_type.as_deref() == Some("Notification") {
+    if allow_sns_envelope && probe.is_sns_notification() {
         let envelope: SnsMessage = serde_json::from_str(text).map_err(|e| DecodeError::MalformedRecord {
             index: 0,
             kind: RecordKind::SnsEnvelope,

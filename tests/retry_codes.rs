@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use support::fault_proxy::{FaultConfig, FaultKind, FaultProxy, Rule};
 use support::moto::{Moto, moto};
 use support::payloads::s3_record;
-use support::relay_process::{INVOCATION_TRACE, WAIT};
+use support::relay_process::{INVOCATION_TRACE, WAIT, keys_of};
 use support::runtime_api::{Invocation, Outcome, RelayProcess, RuntimeApi};
 
 /// Short enough that the timeout cases stay quick, long enough for moto on a busy machine.
@@ -110,18 +110,6 @@ impl Harness {
     }
 }
 
-fn keys_received(messages: &[support::moto::Received]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|m| {
-            m.json()["Records"][0]["s3"]["object"]["key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 /// Asserts that `key` was delivered exactly once after one faulted call and one that went through.
 async fn assert_retried_and_delivered_once(moto: &Moto, queue: &str, h: &Harness, key: &str, fault: FaultKind) {
     let (outcome, calls) = h.relay_once_faulted(key, fault).await;
@@ -135,7 +123,7 @@ async fn assert_retried_and_delivered_once(moto: &Moto, queue: &str, h: &Harness
         "{fault:?}: {response}"
     );
     assert_eq!(calls, 2, "{fault:?}: one faulted call, one retry");
-    assert_eq!(keys_received(&moto.receive_all(queue).await), vec![key], "{fault:?}");
+    assert_eq!(keys_of(&moto.receive_all(queue).await), vec![key], "{fault:?}");
 }
 
 /// Asserts that `key` failed at once: one call, an invocation error naming `code`, nothing delivered.

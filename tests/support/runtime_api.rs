@@ -415,7 +415,8 @@ async fn next_invocation(shared: &Shared) -> Invocation {
     }
 }
 
-fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+/// A JSON answer with `status`.
+pub fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header("Content-Type", "application/json")
