@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     };
     let routes: Map<String, Value> = args
         .map(|event_name| {
-            let filters = config.targets.iter().map(|t| &t.filter);
+            let filters = config.targets.iter().map(|t| t.filters.as_slice());
             let targets: Vec<usize> = route(filters, &key, &event_name).collect();
             (event_name, json!(targets))
         })

@@ -15,6 +15,9 @@ use crate::route::{EventPattern, Filter};
 
 /// The variable that lists where notifications go.
 pub const RELAY_TARGETS: &str = "RELAY_TARGETS";
+/// Instead of [`RELAY_TARGETS`]: the path of a file packaged with the function that lists the
+/// targets, one per line (Lambda caps all of a function's environment variables at 4 KB together).
+pub const RELAY_TARGETS_FILE: &str = "RELAY_TARGETS_FILE";
 /// Safety margin kept before the invocation deadline, in milliseconds.
 pub const RELAY_DEADLINE_MARGIN_MS: &str = "RELAY_DEADLINE_MARGIN_MS";
 /// Maximum number of publish calls in flight per invocation.
@@ -68,13 +71,14 @@ pub struct RelayConfig {
     pub xray_daemon_address: Option<String>,
 }
 
-/// One destination and the filter that selects the records it receives.
+/// One destination and the filters that select the records it receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The queue or topic.
     pub destination: Destination,
-    /// Which records go there.
-    pub filter: Filter,
+    /// One filter per configuration entry naming this destination: a record goes there (once)
+    /// when any of them matches.
+    pub filters: Vec<Filter>,
 }
 
 /// A queue or topic, resolved to what the SDK call needs.
@@ -185,16 +189,22 @@ impl RelayConfig {
     /// assert!(err.to_string().starts_with("RELAY_TARGETS is not set"));
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw = lookup(RELAY_TARGETS).ok_or(ConfigError::Missing {
-            variable: RELAY_TARGETS,
-            expected: TARGETS_EXPECTED,
-        })?;
+        Self::from_sources(lookup, |path| std::fs::read_to_string(path))
+    }
+
+    /// [`RelayConfig::from_lookup`], with the files it names (`RELAY_TARGETS_FILE`) read through
+    /// `read_file`.
+    pub fn from_sources(
+        lookup: impl Fn(&str) -> Option<String>,
+        read_file: impl Fn(&str) -> std::io::Result<String>,
+    ) -> Result<Self, ConfigError> {
+        let targets = targets_from(&lookup, read_file)?;
         let millis = |variable, default: Duration, min, max| match lookup(variable) {
             None => Ok(default),
             Some(v) => parse_number(variable, &v, min, max).map(Duration::from_millis),
         };
         Ok(RelayConfig {
-            targets: parse_targets(&raw)?,
+            targets,
             deadline_margin: millis(RELAY_DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN, 0, 60_000)?,
             attempt_timeout: millis(RELAY_ATTEMPT_TIMEOUT_MS, DEFAULT_ATTEMPT_TIMEOUT, 10, 900_000)?,
             max_in_flight: match lookup(RELAY_MAX_IN_FLIGHT) {
@@ -242,79 +252,165 @@ fn parse_number(variable: &'static str, value: &str, min: u64, max: u64) -> Resu
     }
 }
 
-/// Parses the value of `RELAY_TARGETS`.
-pub fn parse_targets(raw: &str) -> Result<Vec<Target>, ConfigError> {
-    let mut targets = Vec::new();
-    for item in split_targets(raw) {
-        targets.push(parse_target(item)?);
-    }
-    if targets.is_empty() {
-        return Err(ConfigError::Invalid {
+/// The targets, from `RELAY_TARGETS` or the file `RELAY_TARGETS_FILE` names (exactly one of them).
+fn targets_from(
+    lookup: &impl Fn(&str) -> Option<String>,
+    read_file: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<Vec<Target>, ConfigError> {
+    match (lookup(RELAY_TARGETS), lookup(RELAY_TARGETS_FILE)) {
+        (Some(raw), None) => parse_targets(&raw),
+        (None, Some(path)) => {
+            let text = read_file(&path).map_err(|e| ConfigError::Invalid {
+                variable: RELAY_TARGETS_FILE,
+                value: path.clone(),
+                reason: format!("the file cannot be read: {e}"),
+            })?;
+            parse_target_file(&text)
+        }
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            variable: RELAY_TARGETS_FILE,
+            value: lookup(RELAY_TARGETS_FILE).unwrap_or_default(),
+            reason: format!("{RELAY_TARGETS} is set too: set one of the two"),
+        }),
+        (None, None) => Err(ConfigError::Missing {
             variable: RELAY_TARGETS,
-            value: raw.to_owned(),
-            reason: format!("no target given: expected {TARGETS_EXPECTED}"),
-        });
+            expected: TARGETS_EXPECTED,
+        }),
     }
-    Ok(targets)
 }
 
-/// Splits on the commas that begin a new target, keeping commas inside an `events=` filter.
+/// Parses the value of `RELAY_TARGETS`: entries separated by the commas that start a new target
+/// (commas inside an `events=` filter stay). An empty entry (`a,,b`, a trailing comma) is refused.
+pub fn parse_targets(raw: &str) -> Result<Vec<Target>, ConfigError> {
+    let mut entries = Vec::new();
+    for (position, item) in split_targets(raw).into_iter().enumerate() {
+        if item.is_empty() {
+            return Err(invalid(
+                RELAY_TARGETS,
+                raw,
+                format!(
+                    "entry {} is empty (two commas in a row, or a comma at an end): remove it",
+                    position + 1
+                ),
+            ));
+        }
+        entries.push(parse_target(RELAY_TARGETS, item, item)?);
+    }
+    merged(entries).ok_or_else(|| {
+        invalid(
+            RELAY_TARGETS,
+            raw,
+            format!("no target given: expected {TARGETS_EXPECTED}"),
+        )
+    })
+}
+
+/// Parses a `RELAY_TARGETS_FILE`: one target per line, blank lines and lines starting with `#`
+/// ignored; a line's commas belong to its `events=` filter. Errors name the line.
+pub fn parse_target_file(text: &str) -> Result<Vec<Target>, ConfigError> {
+    let mut entries = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let item = line.trim();
+        if item.is_empty() || item.starts_with('#') {
+            continue;
+        }
+        let at = format!("line {}: {item}", number + 1);
+        entries.push(parse_target(RELAY_TARGETS_FILE, item, &at)?);
+    }
+    merged(entries).ok_or_else(|| {
+        invalid(
+            RELAY_TARGETS_FILE,
+            text.trim(),
+            format!("no target given: expected one target per line, {TARGETS_EXPECTED}"),
+        )
+    })
+}
+
+/// Entries naming the same destination become one target with all their filters, in the order
+/// the destination first appears; `None` when there is none.
+fn merged(entries: Vec<Target>) -> Option<Vec<Target>> {
+    let mut targets: Vec<Target> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match targets.iter_mut().find(|t| t.destination == entry.destination) {
+            Some(target) => target.filters.extend(entry.filters),
+            None => targets.push(entry),
+        }
+    }
+    (!targets.is_empty()).then_some(targets)
+}
+
+/// Splits on the commas that begin a new target (or an empty entry), keeping commas inside an
+/// `events=` filter. Entries come back trimmed; an empty one is an extra comma.
 fn split_targets(raw: &str) -> Vec<&str> {
     let mut starts = vec![0];
     for (i, _) in raw.match_indices(',') {
         let rest = raw.get(i + 1..).unwrap_or_default().trim_start();
-        if rest.is_empty() || ["http://", "https://", "arn:"].iter().any(|p| rest.starts_with(p)) {
+        let new_entry = rest.is_empty() || rest.starts_with(',');
+        if new_entry || ["http://", "https://", "arn:"].iter().any(|p| rest.starts_with(p)) {
             starts.push(i + 1);
         }
     }
     starts.push(raw.len() + 1);
-    starts
+    let entries: Vec<&str> = starts
         .windows(2)
         .map(|w| raw.get(w[0]..w[1] - 1).unwrap_or_default().trim())
-        .filter(|s| !s.is_empty())
-        .collect()
+        .collect();
+    // A value that is empty or blank is "no target", not "an empty entry".
+    if entries.len() == 1 && entries.first().is_some_and(|e| e.is_empty()) {
+        return Vec::new();
+    }
+    entries
 }
 
-fn invalid(value: &str, reason: impl Into<String>) -> ConfigError {
+/// Why one entry is wrong, as the `reason` of a [`ConfigError::Invalid`].
+fn reason(text: impl Into<String>) -> String {
+    text.into()
+}
+
+fn invalid(variable: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        variable: RELAY_TARGETS,
+        variable,
         value: value.to_owned(),
         reason: reason.into(),
     }
 }
 
-fn parse_target(item: &str) -> Result<Target, ConfigError> {
+/// One entry: a destination and its filter. Errors name `variable` and show `shown` as the value.
+fn parse_target(variable: &'static str, item: &str, shown: &str) -> Result<Target, ConfigError> {
     let (address, query) = match item.split_once('?') {
         Some((a, q)) => (a, Some(q)),
         None => (item, None),
     };
-    let destination = parse_destination(item, address)?;
+    let fail = |reason: String| invalid(variable, shown, reason);
+    let destination = parse_destination(address).map_err(&fail)?;
     let filter = match query {
-        Some(q) => parse_filter(item, q)?,
+        Some(q) => parse_filter(q).map_err(&fail)?,
         None => Filter::default(),
     };
-    Ok(Target { destination, filter })
+    Ok(Target {
+        destination,
+        filters: vec![filter],
+    })
 }
 
-fn parse_destination(item: &str, address: &str) -> Result<Destination, ConfigError> {
+/// A queue URL, queue ARN or topic ARN; `Err` says what is wrong with it.
+fn parse_destination(address: &str) -> Result<Destination, String> {
     if let Some(rest) = address.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.split(':').collect();
         let [partition, service, region, account, name] = parts.as_slice() else {
-            return Err(invalid(
-                item,
+            return Err(reason(
                 "an ARN must have the form arn:<partition>:<sqs|sns>:<region>:<account>:<name>",
             ));
         };
         if !matches!(*service, "sqs" | "sns") {
-            return Err(invalid(
-                item,
-                format!("service {service:?} is not a target: expected an sqs queue or sns topic ARN"),
-            ));
+            return Err(reason(format!(
+                "service {service:?} is not a target: expected an sqs queue or sns topic ARN"
+            )));
         }
-        check_account(item, account)?;
-        check_name(item, name)?;
+        check_account(account)?;
+        check_name(name)?;
         if region.is_empty() || partition.is_empty() {
-            return Err(invalid(item, "the ARN has an empty partition or region"));
+            return Err(reason("the ARN has an empty partition or region"));
         }
         let fifo = name.ends_with(".fifo");
         return Ok(if *service == "sqs" {
@@ -333,23 +429,19 @@ fn parse_destination(item: &str, address: &str) -> Result<Destination, ConfigErr
         .strip_prefix("https://")
         .or_else(|| address.strip_prefix("http://"))
     else {
-        return Err(invalid(
-            item,
-            format!("not a queue URL or ARN: expected {TARGETS_EXPECTED}"),
-        ));
+        return Err(reason(format!("not a queue URL or ARN: expected {TARGETS_EXPECTED}")));
     };
     let segments: Vec<&str> = after_scheme.split('/').collect();
     let [host, account, name] = segments.as_slice() else {
-        return Err(invalid(
-            item,
+        return Err(reason(
             "a queue URL must have the form http(s)://host[:port]/<account>/<name>",
         ));
     };
     if host.is_empty() {
-        return Err(invalid(item, "the queue URL has no host"));
+        return Err(reason("the queue URL has no host"));
     }
-    check_account(item, account)?;
-    check_name(item, name)?;
+    check_account(account)?;
+    check_name(name)?;
     Ok(Destination::Sqs {
         queue_url: address.to_owned(),
         fifo: name.ends_with(".fifo"),
@@ -364,20 +456,17 @@ fn dns_suffix(partition: &str) -> &'static str {
     }
 }
 
-fn check_account(item: &str, account: &str) -> Result<(), ConfigError> {
+fn check_account(account: &str) -> Result<(), String> {
     if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(invalid(
-            item,
-            format!("account {account:?} is not a 12-digit AWS account id"),
-        ))
+        Err(reason(format!("account {account:?} is not a 12-digit AWS account id")))
     }
 }
 
 /// Queue and topic names: 1 to 80 characters of alphanumerics, hyphens and underscores, plus the
 /// `.fifo` suffix for FIFO ones (SQS `CreateQueue` and SNS `CreateTopic` naming rules).
-fn check_name(item: &str, name: &str) -> Result<(), ConfigError> {
+fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 80
         && name
@@ -388,21 +477,20 @@ fn check_name(item: &str, name: &str) -> Result<(), ConfigError> {
     if valid {
         Ok(())
     } else {
-        Err(invalid(
-            item,
-            format!("name {name:?} is not a queue or topic name (1-80 of A-Z a-z 0-9 - _, optional .fifo)"),
-        ))
+        Err(reason(format!(
+            "name {name:?} is not a queue or topic name (1-80 of A-Z a-z 0-9 - _, optional .fifo)"
+        )))
     }
 }
 
-fn parse_filter(item: &str, query: &str) -> Result<Filter, ConfigError> {
+/// The `prefix=…&suffix=…&events=…` filter of one entry; `Err` says what is wrong with it.
+fn parse_filter(query: &str) -> Result<Filter, String> {
     let mut filter = Filter::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let Some((key, value)) = pair.split_once('=') else {
-            return Err(invalid(
-                item,
-                format!("filter {pair:?} has no '=': expected prefix=, suffix= or events="),
-            ));
+            return Err(reason(format!(
+                "filter {pair:?} has no '=': expected prefix=, suffix= or events="
+            )));
         };
         match key {
             "prefix" if filter.prefix.is_none() => filter.prefix = Some(value.to_owned()),
@@ -410,25 +498,21 @@ fn parse_filter(item: &str, query: &str) -> Result<Filter, ConfigError> {
             "events" if filter.events.is_empty() => {
                 for pattern in value.split(',') {
                     let pattern = EventPattern::parse(pattern.trim()).ok_or_else(|| {
-                        invalid(
-                            item,
-                            format!(
-                                "event pattern {pattern:?} is not an S3 event type such as ObjectCreated:*, \
+                        reason(format!(
+                            "event pattern {pattern:?} is not an S3 event type such as ObjectCreated:*, \
                                  ObjectRemoved:Delete or IntelligentTiering (s3: prefix optional)"
-                            ),
-                        )
+                        ))
                     })?;
                     filter.events.push(pattern);
                 }
             }
             "prefix" | "suffix" | "events" => {
-                return Err(invalid(item, format!("filter {key:?} is given twice")));
+                return Err(reason(format!("filter {key:?} is given twice")));
             }
             other => {
-                return Err(invalid(
-                    item,
-                    format!("unknown filter {other:?}: expected prefix, suffix or events"),
-                ));
+                return Err(reason(format!(
+                    "unknown filter {other:?}: expected prefix, suffix or events"
+                )));
             }
         }
     }
@@ -538,11 +622,11 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(c.targets.len(), 2);
-        let f = &c.targets[0].filter;
+        let f = &c.targets[0].filters[0];
         assert_eq!(f.prefix.as_deref(), Some("images/"));
         assert_eq!(f.suffix.as_deref(), Some(".jpg"));
         assert_eq!(f.events.len(), 2);
-        assert_eq!(c.targets[1].filter, Filter::default());
+        assert_eq!(c.targets[1].filters, vec![Filter::default()]);
     }
 
     #[test]
@@ -571,6 +655,122 @@ mod tests {
             assert!(err.starts_with("RELAY_TARGETS has an invalid value"), "{value}: {err}");
             assert!(err.contains(needle), "{value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_destination_listed_twice_is_one_target_with_both_filters() {
+        let c = config(&[(
+            RELAY_TARGETS,
+            "arn:aws:sqs:us-east-1:123456789012:q?prefix=images/,arn:aws:sns:us-east-1:123456789012:t,\
+             https://sqs.us-east-1.amazonaws.com/123456789012/q?suffix=.pdf",
+        )])
+        .unwrap();
+        assert_eq!(c.targets.len(), 2, "the queue ARN and its URL are one destination");
+        assert_eq!(c.targets[0].filters.len(), 2);
+        assert_eq!(c.targets[0].filters[1].suffix.as_deref(), Some(".pdf"));
+    }
+
+    #[test]
+    fn an_empty_entry_is_refused_by_its_position() {
+        for (value, position) in [
+            (
+                "arn:aws:sqs:us-east-1:123456789012:a,,arn:aws:sqs:us-east-1:123456789012:b",
+                2,
+            ),
+            (
+                "arn:aws:sqs:us-east-1:123456789012:a, ,arn:aws:sqs:us-east-1:123456789012:b",
+                2,
+            ),
+            ("arn:aws:sqs:us-east-1:123456789012:a,", 2),
+            (",arn:aws:sqs:us-east-1:123456789012:a", 1),
+            (
+                "arn:aws:sqs:us-east-1:123456789012:a?events=ObjectCreated:*,,arn:aws:sqs:us-east-1:123456789012:b",
+                2,
+            ),
+        ] {
+            let err = config(&[(RELAY_TARGETS, value)]).unwrap_err().to_string();
+            assert!(err.contains(&format!("entry {position} is empty")), "{value}: {err}");
+            assert!(
+                !err.contains("is not a queue or topic name"),
+                "blames a neighbour: {err}"
+            );
+        }
+    }
+
+    fn from_file(vars: &[(&str, &str)], file: &str) -> Result<RelayConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let file = file.to_owned();
+        RelayConfig::from_sources(
+            |k| map.get(k).cloned(),
+            move |path| {
+                if path == "/var/task/targets.txt" {
+                    Ok(file.clone())
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "No such file or directory",
+                    ))
+                }
+            },
+        )
+    }
+
+    #[test]
+    fn targets_can_come_from_a_file_one_per_line() {
+        let file = "# where uploads go\n\
+                    arn:aws:sqs:us-east-1:123456789012:q?events=ObjectCreated:*,ObjectRemoved:Delete\n\
+                    \n\
+                    arn:aws:sns:us-east-1:123456789012:t?prefix=a#b/\n";
+        let c = from_file(&[(RELAY_TARGETS_FILE, "/var/task/targets.txt")], file).unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(
+            c.targets[0].filters[0].events.len(),
+            2,
+            "a line's commas are its filter's"
+        );
+        assert_eq!(
+            c.targets[1].filters[0].prefix.as_deref(),
+            Some("a#b/"),
+            "# only starts a comment line"
+        );
+    }
+
+    #[test]
+    fn a_bad_line_in_the_targets_file_is_named_by_number() {
+        let file = "arn:aws:sqs:us-east-1:123456789012:q\n# ok\narn:aws:sqs:us-east-1:12345:bad\n";
+        let err = from_file(&[(RELAY_TARGETS_FILE, "/var/task/targets.txt")], file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("RELAY_TARGETS_FILE has an invalid value \"line 3: "),
+            "{err}"
+        );
+        assert!(err.contains("12-digit"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_targets_file_or_both_variables_are_refused() {
+        let missing = from_file(&[(RELAY_TARGETS_FILE, "/nope.txt")], "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("cannot be read") && missing.contains("/nope.txt"),
+            "{missing}"
+        );
+        let empty = from_file(&[(RELAY_TARGETS_FILE, "/var/task/targets.txt")], "# nothing\n")
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("no target given"), "{empty}");
+        let both = from_file(
+            &[
+                (RELAY_TARGETS_FILE, "/var/task/targets.txt"),
+                (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q"),
+            ],
+            "arn:aws:sqs:us-east-1:123456789012:q",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("set one of the two"), "{both}");
     }
 
     #[test]

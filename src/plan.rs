@@ -88,7 +88,7 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         // The W3C form is the same for every target of the record: written once.
         let traceparent = record.trace.and_then(TraceHeader::to_traceparent);
         let mut routed = false;
-        for t in route(targets.iter().map(|t| &t.filter), &n.key, &n.event_name) {
+        for t in route(targets.iter().map(|t| t.filters.as_slice()), &n.key, &n.event_name) {
             routed = true;
             if let (Some((fits, too_big)), Some(target)) = (per_target.get_mut(t), targets.get(t)) {
                 let m = message(

@@ -83,16 +83,22 @@ impl Filter {
     }
 }
 
-/// Indexes of the filters (one per target, in configuration order) a record passes.
+/// Whether a record passes any of a target's filters. A destination listed more than once in the
+/// configuration has one filter per entry and receives a record once when any of them matches.
+pub fn passes_any(filters: &[Filter], decoded_key: &str, event_name: &str) -> bool {
+    filters.iter().any(|f| f.matches(decoded_key, event_name))
+}
+
+/// Indexes of the targets (each given by its filters, in configuration order) a record goes to.
 pub fn route<'a>(
-    filters: impl IntoIterator<Item = &'a Filter> + 'a,
+    targets: impl IntoIterator<Item = &'a [Filter]> + 'a,
     decoded_key: &'a str,
     event_name: &'a str,
 ) -> impl Iterator<Item = usize> + 'a {
-    filters
+    targets
         .into_iter()
         .enumerate()
-        .filter(move |(_, f)| f.matches(decoded_key, event_name))
+        .filter(move |(_, filters)| passes_any(filters, decoded_key, event_name))
         .map(|(i, _)| i)
 }
 
@@ -173,6 +179,15 @@ mod tests {
         let f = filter(None, None, &["ObjectCreated:Complete*"]);
         assert!(f.matches("k", "ObjectCreated:CompleteMultipartUpload"));
         assert!(!f.matches("k", "ObjectCreated:Put"));
+    }
+
+    #[test]
+    fn a_target_with_several_filters_takes_a_record_once_when_any_matches() {
+        let filters = [filter(Some("images/"), None, &[]), filter(None, Some(".pdf"), &[])];
+        let everything = [Filter::default()];
+        let routed: Vec<usize> = route([&filters[..], &everything[..]], "docs/a.pdf", "ObjectCreated:Put").collect();
+        assert_eq!(routed, vec![0, 1]);
+        assert!(!passes_any(&filters, "docs/a.txt", "ObjectCreated:Put"));
     }
 
     #[test]

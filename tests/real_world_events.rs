@@ -170,7 +170,7 @@ fn every_documented_event_type_is_accepted_with_and_without_the_s3_prefix() {
                 .unwrap_or_else(|e| panic!("{spelling} refused: {e}"));
             let name = record_event_name(event_type);
             assert!(
-                config.targets[0].filter.matches("k", &name),
+                config.targets[0].filters[0].matches("k", &name),
                 "{spelling} does not match a record named {name}"
             );
         }
@@ -187,7 +187,7 @@ fn well_formed_future_event_names_are_accepted() {
 #[test]
 fn colon_less_event_types_match_only_their_own_name() {
     let config = config_with(&format!("{QUEUE}?events=s3:IntelligentTiering,LifecycleTransition")).unwrap();
-    let filter = &config.targets[0].filter;
+    let filter = &config.targets[0].filters[0];
     assert!(filter.matches("k", "IntelligentTiering"));
     assert!(filter.matches("k", "LifecycleTransition"));
     assert!(!filter.matches("k", "LifecycleExpiration:Delete"));

@@ -482,6 +482,19 @@ async fn fifo_source_hold_back_follows_groups_and_objects_across_rounds() {
 }
 
 #[tokio::test]
+async fn a_destination_listed_twice_receives_a_record_once() {
+    // Both entries' filters match images/cat.jpg: one message, not one per entry.
+    let publisher = FakePublisher::default();
+    let targets = format!("{QUEUE}?prefix=images/,{QUEUE}?suffix=.jpg");
+    let response = relay(&targets, publisher.clone())
+        .handle(&direct(&["images/cat.jpg", "docs/a.jpg", "docs/b.txt"]), &info())
+        .await
+        .unwrap();
+    assert_eq!(publisher.sent_keys(), vec![vec!["images/cat.jpg", "docs/a.jpg"]]);
+    assert!(matches!(response, RelayResponse::Done(ref s) if s.published == 2 && s.filtered_out == 1));
+}
+
+#[tokio::test]
 async fn top_level_json_array_is_not_an_event() {
     let record = serde_json::from_str::<serde_json::Value>(&direct(&["a"])).unwrap()["Records"].clone();
     let err = relay(QUEUE, FakePublisher::default())
