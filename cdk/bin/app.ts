@@ -9,13 +9,14 @@
 // Bundling runs `cargo lambda build --release --arm64 …` locally when `cargo lambda` works
 // (e.g. with the repository's .venv/bin on PATH), otherwise CDK falls back to Docker.
 import { App, CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { S3TraceRelay } from '../lib/s3-trace-relay';
+import { S3TraceRelay, sourceQueueVisibilityTimeout } from '../lib/s3-trace-relay';
 
 /** Reads the `relayArchitecture` context value: arm64 (default) or x86_64. */
 export function architectureFromContext(value: unknown): lambda.Architecture {
@@ -52,14 +53,22 @@ export class RelayExampleStack extends Stack {
     });
     // Active tracing: SNS records segments for sampled traces (needs an X-Ray resource policy
     // allowing sns.amazonaws.com) and passes X-Amzn-Trace-Id on to its subscriptions.
-    const topic = new sns.Topic(this, 'TargetTopic', { tracingConfig: sns.TracingConfig.ACTIVE });
+    // Encrypted at rest with the AWS managed key, as in template.yaml (see the comment on its
+    // TargetTopic for what that key allows): SNS decrypts before delivering to the subscribed
+    // SSE-SQS queue, and the relay needs no KMS grant for it. Requests without TLS are denied.
+    const topic = new sns.Topic(this, 'TargetTopic', {
+      tracingConfig: sns.TracingConfig.ACTIVE,
+      masterKey: kms.Alias.fromAliasName(this, 'AwsManagedSnsKey', 'alias/aws/sns'),
+      enforceSSL: true,
+    });
     const subscriber = new sqs.Queue(this, 'TopicSubscriberQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
     topic.addSubscription(new subscriptions.SqsSubscription(subscriber, { rawMessageDelivery: true }));
 
-    // Alternative wiring (S3 -> SQS -> relay): a source queue with a DLQ.
+    // Alternative wiring (S3 -> SQS -> relay): a source queue with a DLQ, its visibility timeout
+    // derived from the relay's (default) function timeout.
     const sourceDlq = new sqs.Queue(this, 'SourceDeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       retentionPeriod: Duration.days(14),
@@ -67,7 +76,7 @@ export class RelayExampleStack extends Stack {
     });
     const sourceQueue = new sqs.Queue(this, 'SourceQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
-      visibilityTimeout: Duration.seconds(180),
+      visibilityTimeout: sourceQueueVisibilityTimeout(),
       deadLetterQueue: { queue: sourceDlq, maxReceiveCount: 5 },
       enforceSSL: true,
     });

@@ -1,5 +1,7 @@
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -36,6 +38,36 @@ export interface RelayFilters {
 /** A queue or topic the relay publishes to. */
 export type RelayTarget = sqs.IQueue | sns.ITopic;
 
+/** Function memory in MiB when `memorySize` is not given: the one place the construct sets it. */
+export const DEFAULT_MEMORY_SIZE_MB = 256;
+/** Function timeout when `timeout` is not given. */
+export const DEFAULT_TIMEOUT = Duration.seconds(30);
+/**
+ * MaximumBatchingWindow of the SQS source's event source mapping: a message can wait this long
+ * in a batch before the function starts, so it counts towards the source queue's visibility timeout.
+ */
+export const SOURCE_BATCHING_WINDOW = Duration.seconds(1);
+/** SQS's maximum visibility timeout, 12 hours. */
+const SQS_MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
+/** The only actions a producer needs on the key of an SSE-KMS queue or topic. */
+const TARGET_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
+
+/**
+ * The visibility timeout a source queue needs for a relay with this function timeout:
+ * 6 x the timeout + the batching window ({@link SOURCE_BATCHING_WINDOW}), capped at SQS's 12 hours.
+ *
+ * AWS: "set the source queue's visibility timeout to at least six times the configuration timeout
+ * on your function", which lets Lambda retry when the function is throttled while processing a
+ * previous batch (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html). The
+ * poller has already received a message while it fills a batch, so the batching window is added
+ * on top. Same formula as template.yaml's SourceQueueVisibilityTimeout mapping.
+ * `timeout` must be a concrete duration, not a token.
+ */
+export function sourceQueueVisibilityTimeout(timeout: Duration = DEFAULT_TIMEOUT): Duration {
+  const seconds = 6 * timeout.toSeconds() + SOURCE_BATCHING_WINDOW.toSeconds();
+  return Duration.seconds(Math.min(seconds, SQS_MAX_VISIBILITY_TIMEOUT_SECONDS));
+}
+
 export interface S3TraceRelayProps {
   /** The bucket whose notifications invoke the relay (S3 -> Lambda). */
   readonly bucket: s3.IBucket;
@@ -46,6 +78,14 @@ export interface S3TraceRelayProps {
   /**
    * Optional S3 -> SQS -> relay wiring: the relay consumes this queue with
    * `ReportBatchItemFailures` (give the queue a DLQ through its redrive policy).
+   *
+   * Its visibility timeout must be at least {@link sourceQueueVisibilityTimeout}(timeout)
+   * (6 x the function timeout + the batching window): create it with
+   * `visibilityTimeout: sourceQueueVisibilityTimeout(timeout)`. The construct throws when the
+   * timeout is known and shorter: for a queue defined in this app (`new sqs.Queue`, whose
+   * default is 30 s). It cannot check, and skips, a queue whose visibility timeout it cannot read:
+   * an imported queue (`Queue.fromQueueArn` / `fromQueueAttributes`), a token value, or one
+   * changed after this construct was created (escape hatches).
    * @default - none
    */
   readonly sourceQueue?: sqs.IQueue;
@@ -64,10 +104,49 @@ export interface S3TraceRelayProps {
   readonly manifestPath?: string;
   /** RELAY_DEADLINE_MARGIN_MS. @default - the relay's default (500 ms) */
   readonly deadlineMargin?: Duration;
-  /** Function timeout. @default Duration.seconds(30) */
+  /** Function timeout. @default DEFAULT_TIMEOUT (30 seconds) */
   readonly timeout?: Duration;
-  /** Function memory in MiB. @default 256 */
+  /** Function memory in MiB. @default DEFAULT_MEMORY_SIZE_MB (256) */
   readonly memorySize?: number;
+  /**
+   * KMS keys of SSE-KMS targets that the construct cannot see. The relay gets exactly
+   * `kms:GenerateDataKey` and `kms:Decrypt` (what a producer needs to send to an SSE-KMS queue or
+   * publish to an SSE-KMS topic) on each key here and on each key it knows from the targets: the
+   * `encryptionMasterKey` of a queue (`new sqs.Queue` with `encryption: KMS` /
+   * `encryptionMasterKey`, or `Queue.fromQueueAttributes({ keyArn })`) and the `masterKey` of a
+   * topic (`new sns.Topic({ masterKey })`, or `Topic.fromTopicAttributes({ keyArn })`).
+   *
+   * Pass the key here for an imported target whose key the import does not carry, e.g.
+   * `Queue.fromQueueArn(...)` with `kms.Key.fromKeyArn(...)`: without it, sending fails with
+   * KMS.AccessDeniedException. Pass keys, not imported aliases (IAM policies name key ARNs; an
+   * imported customer alias throws). AWS managed keys (`alias/aws/sqs`, `alias/aws/sns`) need
+   * nothing: their key policies already let the account's principals use them through the
+   * service. The grant goes into the function's role only, so each key's own policy must allow
+   * IAM policies of the function's account (a key's default policy does; a key in another account
+   * must name this account).
+   * @default - only the keys known from the targets; no KMS permission when there are none
+   */
+  readonly targetKeys?: kms.IKey[];
+  /**
+   * Reserved concurrency of the function (ReservedConcurrentExecutions): the most relays that run
+   * at once, set aside from the account's pool. Use it to protect the targets (or their KMS keys'
+   * request quotas) from bursts and to guarantee the relay that much concurrency so other functions
+   * cannot throttle it. Invocations beyond it are throttled: Lambda retries S3/async events, SQS
+   * messages return to the source queue. At least `maxConcurrency` when both are set. 0 stops
+   * every invocation.
+   * @default - none: the function scales in the account's unreserved concurrency
+   */
+  readonly reservedConcurrency?: number;
+  /**
+   * Maximum concurrency of the `sourceQueue` event source (ScalingConfig.MaximumConcurrency,
+   * 2-1000): how many concurrent invocations that queue alone can drive. It reserves nothing;
+   * messages beyond it wait in the queue instead of being throttled. Needs `sourceQueue`; keep
+   * `reservedConcurrency` (if set) at least as high, or Lambda throttles the mapping's invocations
+   * and the throttled messages' receives count towards the DLQ's maxReceiveCount
+   * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+   * @default - no limit beyond the function's and the account's concurrency
+   */
+  readonly maxConcurrency?: number;
 }
 
 const DEFAULT_EVENTS = [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED];
@@ -89,6 +168,47 @@ function checkEvent(scope: Construct, event: string): void {
       `${scope.node.path}: filters.events ${JSON.stringify(event)} is not an S3 event type ` +
         `(an optional s3: prefix, then names of letters and digits joined by ':', optionally ending in '*')`,
     );
+  }
+}
+
+/**
+ * The visibility timeout of a queue defined in this app, in seconds (SQS's default 30 when not
+ * set); undefined when it cannot be known: an imported queue (no CfnQueue) or a token.
+ */
+function knownVisibilityTimeoutSeconds(queue: sqs.IQueue): number | undefined {
+  const cfn = queue.node.defaultChild;
+  if (!(cfn instanceof sqs.CfnQueue)) return undefined;
+  const seconds = cfn.visibilityTimeout;
+  if (seconds === undefined) return 30;
+  return Token.isUnresolved(seconds) ? undefined : seconds;
+}
+
+/**
+ * The key to grant on for a target's key or a `targetKeys` entry: the key itself, the target key of
+ * an alias that knows it, or undefined for an AWS managed key's alias (`alias/aws/...`, whose key
+ * policy already covers the account). An alias imported by name throws: IAM policies name key
+ * ARNs, not alias ARNs.
+ */
+function keyToGrant(scope: Construct, key: kms.IKey): kms.IKey | undefined {
+  const aliasName = (key as Partial<kms.IAlias>).aliasName;
+  if (aliasName === undefined) return key;
+  if (!Token.isUnresolved(aliasName) && aliasName.startsWith('alias/aws/')) return undefined;
+  let target: kms.IKey | undefined;
+  try {
+    target = (key as kms.IAlias).aliasTargetKey; // new kms.Alias, Alias.fromAliasAttributes
+  } catch {
+    target = undefined; // Alias.fromAliasName: no target key to read
+  }
+  if (target) return target;
+  throw new Error(
+    `${scope.node.path}: KMS alias ${aliasName} of a target: pass its key instead (kms.Key.fromKeyArn in targetKeys); ` +
+      'an IAM policy on an alias ARN does not allow using the key',
+  );
+}
+
+function checkCount(scope: Construct, name: string, value: number | undefined, min: number, max: number): void {
+  if (value !== undefined && !Token.isUnresolved(value) && !(Number.isInteger(value) && value >= min && value <= max)) {
+    throw new Error(`${scope.node.path}: ${name} must be an integer from ${min} to ${max}, got ${value}`);
   }
 }
 
@@ -118,6 +238,9 @@ export class S3TraceRelay extends Construct {
     checkFilterValue(this, 'suffix', filters.suffix);
     const events = filters.events && filters.events.length > 0 ? filters.events : DEFAULT_EVENTS;
     for (const event of events) checkEvent(this, event);
+    const timeout = props.timeout ?? DEFAULT_TIMEOUT;
+    this.checkConcurrency(props);
+    if (props.sourceQueue) this.checkSourceQueueVisibility(props.sourceQueue, timeout);
 
     // The relay's own filter syntax: ?prefix=…&suffix=…&events=ObjectCreated:*,…
     // Each event type goes in unchanged but for its `s3:` prefix, which the relay ignores anyway.
@@ -155,8 +278,9 @@ export class S3TraceRelay extends Construct {
       bundling: { architecture: props.architecture ?? lambda.Architecture.ARM_64 },
       architecture: props.architecture ?? lambda.Architecture.ARM_64,
       description: 'Relays S3 event notifications to SQS/SNS with X-Ray trace headers',
-      memorySize: props.memorySize ?? 256,
-      timeout: props.timeout ?? Duration.seconds(30),
+      memorySize: props.memorySize ?? DEFAULT_MEMORY_SIZE_MB,
+      timeout,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       tracing: lambda.Tracing.ACTIVE,
       loggingFormat: lambda.LoggingFormat.JSON,
       logGroup,
@@ -168,13 +292,37 @@ export class S3TraceRelay extends Construct {
     });
 
     // Least privilege: sqs:SendMessage (+ GetQueueAttributes/GetQueueUrl) on each queue ARN,
-    // sns:Publish on each topic ARN. SendMessageBatch/PublishBatch need nothing more.
+    // sns:Publish on each topic ARN. SendMessageBatch/PublishBatch need nothing more. Not
+    // grantSendMessages/grantPublish: on an encrypted target they also grant kms:Encrypt,
+    // kms:ReEncrypt* and kms:GenerateDataKey*; the keys get exactly TARGET_KEY_ACTIONS below.
+    const keys = new Set<kms.IKey>(props.targetKeys ?? []);
     for (const target of props.targets) {
       if (isQueue(target)) {
-        target.grantSendMessages(this.function);
+        target.grant(this.function, 'sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl');
+        if (target.encryptionMasterKey) keys.add(target.encryptionMasterKey);
       } else {
-        target.grantPublish(this.function);
+        iam.Grant.addToPrincipalOrResource({
+          grantee: this.function,
+          actions: ['sns:Publish'],
+          resourceArns: [target.topicArn],
+          resource: target,
+        });
+        if (target.masterKey) keys.add(target.masterKey);
       }
+    }
+    // SSE-KMS targets: kms:GenerateDataKey and kms:Decrypt on the queue's or topic's key, what AWS
+    // lists for a producer of an encrypted queue or a publisher to an encrypted topic
+    // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html,
+    // https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html). Added to the function's
+    // role only, not through key.grant: for a key in another account or region that would put
+    // Resource "*" in the role's statement. The key's policy must allow this account's IAM policies.
+    const keyArns = new Set<string>();
+    for (const key of keys) {
+      const grantOn = keyToGrant(this, key);
+      if (grantOn) keyArns.add(grantOn.keyArn);
+    }
+    if (keyArns.size > 0) {
+      iam.Grant.addToPrincipal({ grantee: this.function, actions: TARGET_KEY_ACTIONS, resourceArns: [...keyArns] });
     }
 
     // S3 -> Lambda: CDK adds the lambda:InvokeFunction permission (principal s3.amazonaws.com,
@@ -190,9 +338,41 @@ export class S3TraceRelay extends Construct {
       this.function.addEventSource(
         new SqsEventSource(props.sourceQueue, {
           batchSize: 10,
-          maxBatchingWindow: Duration.seconds(1),
+          maxBatchingWindow: SOURCE_BATCHING_WINDOW,
           reportBatchItemFailures: true,
+          maxConcurrency: props.maxConcurrency,
         }),
+      );
+    }
+  }
+
+  private checkConcurrency(props: S3TraceRelayProps): void {
+    const { reservedConcurrency: reserved, maxConcurrency: max } = props;
+    checkCount(this, 'reservedConcurrency', reserved, 0, Number.MAX_SAFE_INTEGER);
+    // ScalingConfig.MaximumConcurrency: 2-1000 (https://docs.aws.amazon.com/lambda/latest/api/API_ScalingConfig.html).
+    checkCount(this, 'maxConcurrency', max, 2, 1000);
+    if (max !== undefined && !props.sourceQueue) {
+      throw new Error(`${this.node.path}: maxConcurrency limits the SQS event source; it needs sourceQueue`);
+    }
+    if (reserved !== undefined && max !== undefined && !Token.isUnresolved(reserved) && !Token.isUnresolved(max) && reserved < max) {
+      throw new Error(
+        `${this.node.path}: reservedConcurrency (${reserved}) is below maxConcurrency (${max}): Lambda would throttle ` +
+          'the SQS event source and return its messages to the queue; set reservedConcurrency >= maxConcurrency',
+      );
+    }
+  }
+
+  /** Throws when the source queue's visibility timeout is known and shorter than the relay needs. */
+  private checkSourceQueueVisibility(queue: sqs.IQueue, timeout: Duration): void {
+    const actual = knownVisibilityTimeoutSeconds(queue);
+    if (actual === undefined || timeout.isUnresolved()) return;
+    const needed = sourceQueueVisibilityTimeout(timeout).toSeconds();
+    if (actual < needed) {
+      throw new Error(
+        `${this.node.path}: sourceQueue ${queue.node.path} has a visibility timeout of ${actual} s; the relay needs at ` +
+          `least ${needed} s = 6 x the function timeout (${timeout.toSeconds()} s) + the batching window ` +
+          `(${SOURCE_BATCHING_WINDOW.toSeconds()} s), as AWS recommends for SQS event sources. Create the queue with ` +
+          'visibilityTimeout: sourceQueueVisibilityTimeout(timeout).',
       );
     }
   }

@@ -4,14 +4,20 @@
 // `cdk synth` (scripts/check-deploy.sh) does the real cargo lambda build.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RelayExampleStack, architectureFromContext } from '../bin/app';
-import { S3TraceRelay } from '../lib/s3-trace-relay';
+import {
+  DEFAULT_MEMORY_SIZE_MB,
+  S3TraceRelay,
+  S3TraceRelayProps,
+  sourceQueueVisibilityTimeout,
+} from '../lib/s3-trace-relay';
 
 function newApp(): App {
   return new App({ context: { 'aws:cdk:bundling-stacks': [] } });
@@ -34,6 +40,25 @@ function statements(template: Template): Statement[] {
 }
 
 const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+
+/** The relay function's properties (the other function is CDK's bucket-notifications handler). */
+function relayFunctionProps(template: Template): any {
+  const fns = Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'provided.al2023' } }));
+  assert.equal(fns.length, 1, 'expected one provided.al2023 function');
+  return fns[0].Properties;
+}
+
+/** A stack with a bucket and one relay built from `props` (bucket and targets defaulted). */
+function relayStack(props: (stack: Stack) => Partial<S3TraceRelayProps> = () => ({})): { stack: Stack; template: () => Template } {
+  const stack = new Stack(newApp(), 'Relay');
+  const extra = props(stack);
+  new S3TraceRelay(stack, 'Relay', {
+    bucket: new s3.Bucket(stack, 'Bucket'),
+    targets: [new sqs.Queue(stack, 'Target', { encryption: sqs.QueueEncryption.SQS_MANAGED })],
+    ...extra,
+  });
+  return { stack, template: () => Template.fromStack(stack) };
+}
 
 function logicalId(template: Template, type: string, match: (props: any) => boolean): string {
   const found = Object.entries(template.findResources(type)).filter(([, r]) => match(r.Properties ?? {}));
@@ -141,6 +166,46 @@ describe('S3TraceRelay in the example stack', () => {
       .sort();
     assert.deepEqual(sendTo, queues);
   });
+
+  it('grants no KMS permission: its targets use SSE-SQS and the AWS managed SNS key', () => {
+    const kmsActions = statements(template).flatMap((s) => asList(s.Action)).filter((a) => a.startsWith('kms:'));
+    assert.deepEqual(kmsActions, []);
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+  });
+
+  it('denies non-TLS access to every queue (enforceSSL), its own on-failure queue included', () => {
+    const queueIds = Object.keys(template.findResources('AWS::SQS::Queue'));
+    assert.equal(queueIds.length, 6, queueIds.join(','));
+    const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy'));
+    for (const id of queueIds) {
+      const denies = policies
+        .filter((p) => p.Properties.Queues.some((q: any) => q.Ref === id))
+        .flatMap((p) => asList(p.Properties.PolicyDocument.Statement))
+        .filter(
+          (s: any) =>
+            s.Effect === 'Deny' &&
+            s.Action === 'sqs:*' &&
+            s.Condition?.Bool?.['aws:SecureTransport'] === 'false' &&
+            JSON.stringify(s.Resource) === JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] }),
+        );
+      assert.equal(denies.length, 1, `${id}: no Deny for aws:SecureTransport false`);
+    }
+  });
+
+  it('derives the source queue visibility timeout from the function timeout (6 x 30 s + 1 s window)', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 181, RedrivePolicy: Match.anyValue() });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumBatchingWindowInSeconds: 1 });
+    assert.equal(relayFunctionProps(template).Timeout, 30);
+  });
+
+  it('leaves concurrency unset and memory at the default', () => {
+    const fn = relayFunctionProps(template);
+    assert.equal(fn.ReservedConcurrentExecutions, undefined);
+    assert.equal(fn.MemorySize, DEFAULT_MEMORY_SIZE_MB);
+    assert.equal(DEFAULT_MEMORY_SIZE_MB, 256);
+    const esm = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'))[0];
+    assert.equal(esm.Properties.ScalingConfig, undefined);
+  });
 });
 
 describe('S3TraceRelay options', () => {
@@ -183,5 +248,168 @@ describe('S3TraceRelay options', () => {
       /must not contain/,
     );
     assert.throws(() => new S3TraceRelay(stack, 'R2', { bucket, targets: [] }), /at least one target/);
+  });
+});
+
+describe('S3TraceRelay source queue visibility timeout', () => {
+  it('is 6 x timeout + batching window, capped at 12 hours', () => {
+    assert.equal(sourceQueueVisibilityTimeout().toSeconds(), 181);
+    assert.equal(sourceQueueVisibilityTimeout(Duration.seconds(60)).toSeconds(), 361);
+    assert.equal(sourceQueueVisibilityTimeout(Duration.minutes(15)).toSeconds(), 5401);
+    assert.equal(sourceQueueVisibilityTimeout(Duration.hours(3)).toSeconds(), 43200);
+  });
+
+  it('throws when a source queue defined in the app has a shorter visibility timeout', () => {
+    assert.throws(
+      () => relayStack((stack) => ({ sourceQueue: new sqs.Queue(stack, 'Source', { visibilityTimeout: Duration.seconds(180) }) })),
+      /visibility timeout of 180 s; the relay needs at least 181 s = 6 x the function timeout \(30 s\)/,
+    );
+    // The old fixed 180 s with a longer function timeout.
+    assert.throws(
+      () =>
+        relayStack((stack) => ({
+          timeout: Duration.seconds(180),
+          sourceQueue: new sqs.Queue(stack, 'Source', { visibilityTimeout: Duration.seconds(180) }),
+        })),
+      /needs at least 1081 s/,
+    );
+    // SQS's default of 30 s when the queue does not set one.
+    assert.throws(() => relayStack((stack) => ({ sourceQueue: new sqs.Queue(stack, 'Source') })), /visibility timeout of 30 s/);
+  });
+
+  it('accepts the derived visibility timeout and skips queues whose timeout it cannot know', () => {
+    const timeout = Duration.seconds(90);
+    relayStack((stack) => ({
+      timeout,
+      sourceQueue: new sqs.Queue(stack, 'Source', { visibilityTimeout: sourceQueueVisibilityTimeout(timeout) }),
+    }))
+      .template()
+      .hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 541 });
+    // Imported: the visibility timeout is not in this app, so no check (documented on sourceQueue).
+    relayStack((stack) => ({
+      sourceQueue: sqs.Queue.fromQueueArn(stack, 'Imported', 'arn:aws:sqs:us-east-1:111122223333:source'),
+    }))
+      .template()
+      .resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+  });
+});
+
+describe('S3TraceRelay KMS keys of encrypted targets', () => {
+  const IMPORTED_KEY = 'arn:aws:kms:us-east-1:111122223333:key/11111111-2222-3333-4444-555555555555';
+
+  function kmsStatements(template: Template): Statement[] {
+    return statements(template).filter((s) => asList(s.Action).some((a) => a.startsWith('kms:')));
+  }
+
+  it('grants exactly kms:GenerateDataKey and kms:Decrypt on exactly the targets\' keys and targetKeys', () => {
+    const { template } = relayStack((stack) => {
+      const queueKey = new kms.Key(stack, 'QueueKey');
+      const topicKey = new kms.Key(stack, 'TopicKey');
+      return {
+        targets: [
+          new sqs.Queue(stack, 'KmsQueue', { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: queueKey }),
+          new sns.Topic(stack, 'KmsTopic', { masterKey: topicKey }),
+          // Imported without its key: the key comes through targetKeys.
+          sqs.Queue.fromQueueArn(stack, 'ImportedQueue', 'arn:aws:sqs:us-east-1:111122223333:imported'),
+          // AWS managed keys need no grant.
+          new sqs.Queue(stack, 'AwsManagedKeyQueue', { encryption: sqs.QueueEncryption.KMS_MANAGED }),
+          new sns.Topic(stack, 'AwsManagedKeyTopic', { masterKey: kms.Alias.fromAliasName(stack, 'AwsSns', 'alias/aws/sns') }),
+          new sqs.Queue(stack, 'SqsManagedQueue', { encryption: sqs.QueueEncryption.SQS_MANAGED }),
+        ],
+        targetKeys: [kms.Key.fromKeyArn(stack, 'ImportedKey', IMPORTED_KEY)],
+      };
+    });
+    const t = template();
+    const st = kmsStatements(t);
+    for (const s of st) {
+      assert.deepEqual([...asList(s.Action)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey'], JSON.stringify(s));
+      assert.equal(s.Effect, 'Allow');
+    }
+    const keyIds = Object.keys(t.findResources('AWS::KMS::Key')).sort();
+    assert.equal(keyIds.length, 2);
+    const resources = st.flatMap((s) => asList(s.Resource)).map((r) => JSON.stringify(r)).sort();
+    const want = [...keyIds.map((id) => JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] })), JSON.stringify(IMPORTED_KEY)].sort();
+    assert.deepEqual(resources, want);
+    // The sqs/sns grants themselves carry no KMS side effects (grantSendMessages would add
+    // kms:Encrypt, kms:ReEncrypt*, kms:GenerateDataKey*).
+    const allActions = statements(t).flatMap((s) => asList(s.Action));
+    assert.ok(!allActions.some((a) => /^kms:(Encrypt|ReEncrypt|GenerateDataKey\*)/.test(a)), allActions.join(','));
+  });
+
+  it('grants no KMS permission without keys', () => {
+    const { template } = relayStack((stack) => ({
+      targets: [new sqs.Queue(stack, 'Plain'), new sns.Topic(stack, 'PlainTopic')],
+    }));
+    assert.deepEqual(kmsStatements(template()), []);
+  });
+
+  it('grants on the key behind an alias defined in the app, and refuses an imported customer alias', () => {
+    const { template } = relayStack((stack) => {
+      const key = new kms.Key(stack, 'AliasedKey');
+      return {
+        targets: [new sns.Topic(stack, 'Topic', { masterKey: new kms.Alias(stack, 'Alias', { aliasName: 'alias/relay', targetKey: key }) })],
+      };
+    });
+    const t = template();
+    const keyId = Object.keys(t.findResources('AWS::KMS::Key'))[0];
+    assert.deepEqual(kmsStatements(t).flatMap((s) => asList(s.Resource)), [{ 'Fn::GetAtt': [keyId, 'Arn'] }]);
+    assert.throws(
+      () =>
+        relayStack((stack) => ({
+          targets: [new sns.Topic(stack, 'Topic', { masterKey: kms.Alias.fromAliasName(stack, 'Imported', 'alias/theirs') })],
+        })),
+      /KMS alias alias\/theirs of a target: pass its key instead/,
+    );
+  });
+
+  it('uses the key of an imported queue or topic when the import carries it', () => {
+    const queueKey = 'arn:aws:kms:us-east-1:111122223333:key/aaaaaaaa-0000-0000-0000-000000000001';
+    const topicKey = 'arn:aws:kms:us-east-1:111122223333:key/aaaaaaaa-0000-0000-0000-000000000002';
+    const { template } = relayStack((stack) => ({
+      targets: [
+        sqs.Queue.fromQueueAttributes(stack, 'Q', { queueArn: 'arn:aws:sqs:us-east-1:111122223333:q', keyArn: queueKey }),
+        sns.Topic.fromTopicAttributes(stack, 'T', { topicArn: 'arn:aws:sns:us-east-1:111122223333:t', keyArn: topicKey }),
+      ],
+    }));
+    const st = kmsStatements(template());
+    assert.deepEqual(st.flatMap((s) => asList(s.Resource)).sort(), [queueKey, topicKey]);
+    for (const s of st) assert.deepEqual([...asList(s.Action)].sort(), ['kms:Decrypt', 'kms:GenerateDataKey']);
+  });
+});
+
+describe('S3TraceRelay concurrency and memory', () => {
+  it('sets reserved concurrency when asked', () => {
+    const fn = relayFunctionProps(relayStack(() => ({ reservedConcurrency: 25 })).template());
+    assert.equal(fn.ReservedConcurrentExecutions, 25);
+  });
+
+  it('sets ScalingConfig.MaximumConcurrency on the SQS event source', () => {
+    const template = relayStack((stack) => ({
+      sourceQueue: new sqs.Queue(stack, 'Source', { visibilityTimeout: sourceQueueVisibilityTimeout() }),
+      maxConcurrency: 5,
+      reservedConcurrency: 10,
+    })).template();
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      ScalingConfig: { MaximumConcurrency: 5 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    assert.equal(relayFunctionProps(template).ReservedConcurrentExecutions, 10);
+  });
+
+  it('rejects maxConcurrency out of 2-1000, without a source queue, or above reservedConcurrency', () => {
+    const source = (stack: Stack) => new sqs.Queue(stack, 'Source', { visibilityTimeout: sourceQueueVisibilityTimeout() });
+    assert.throws(() => relayStack((stack) => ({ sourceQueue: source(stack), maxConcurrency: 1 })), /maxConcurrency must be an integer from 2 to 1000/);
+    assert.throws(() => relayStack((stack) => ({ sourceQueue: source(stack), maxConcurrency: 1001 })), /from 2 to 1000/);
+    assert.throws(() => relayStack(() => ({ maxConcurrency: 5 })), /needs sourceQueue/);
+    assert.throws(
+      () => relayStack((stack) => ({ sourceQueue: source(stack), maxConcurrency: 20, reservedConcurrency: 10 })),
+      /reservedConcurrency \(10\) is below maxConcurrency \(20\)/,
+    );
+    assert.throws(() => relayStack(() => ({ reservedConcurrency: 2.5 })), /reservedConcurrency must be an integer/);
+  });
+
+  it('uses DEFAULT_MEMORY_SIZE_MB unless memorySize is given', () => {
+    assert.equal(relayFunctionProps(relayStack().template()).MemorySize, DEFAULT_MEMORY_SIZE_MB);
+    assert.equal(relayFunctionProps(relayStack(() => ({ memorySize: 512 })).template()).MemorySize, 512);
   });
 });

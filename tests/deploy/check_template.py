@@ -14,7 +14,23 @@ no managed policy has to be looked up) and checks what the deployment contract n
 - async invocations: MaximumRetryAttempts 2 and an SQS on-failure destination;
 - least privilege: no IAM action contains '*', every sqs:/sns: statement names exact ARNs (no '*'
   resource), sqs:SendMessage covers exactly the target queues plus the failure queue, sns:Publish
-  exactly the target topic; no managed policy is attached to the relay role;
+  exactly the target topic; no managed policy is attached to the relay role; statements under
+  Fn::If are checked in both branches;
+- KMS: the only kms: statement grants exactly kms:GenerateDataKey and kms:Decrypt on exactly the
+  TargetKmsKeyArns parameter, under a condition that is false for the default (empty) list and
+  true for a non-empty one;
+- the SQS source queue's visibility timeout is, for every allowed FunctionTimeout value, at least
+  6 x that timeout + the event source's MaximumBatchingWindowInSeconds (capped at SQS's 43200 s
+  maximum) and never below the timeout; FunctionTimeout must therefore be a list of AllowedValues
+  and the visibility timeout a number or a FindInMap keyed by FunctionTimeout;
+- encryption and transport: every SNS topic has a KmsMasterKeyId; every SQS queue has exactly one
+  queue policy, and it denies sqs:* to everyone when aws:SecureTransport is false (Resource the
+  queue's ARN); every topic's policy denies sns:Publish likewise;
+- concurrency and memory: ReservedConcurrentExecutions and the event source's
+  ScalingConfig.MaximumConcurrency are set only under conditions that are false with the default
+  parameter values (AWS::NoValue otherwise) and true when the parameters are set;
+  MaximumConcurrency is at most 1000; MemorySize comes from the MemorySize parameter (Default and
+  Description set), the one place it is defined;
 - the FilterEvents parameter's AllowedPattern (a Java regex, whole-value match; the pattern uses
   nothing whose meaning differs in Python's re) follows the relay's events= grammar: it accepts
   colon-less and future event types (IntelligentTiering, s3:ObjectAnnotation:*, ...), category
@@ -59,6 +75,7 @@ cfn = Translator(managed_policy_map={}, sam_parser=parser.Parser(), boto_session
     sam_template=sam, parameter_values={}
 )
 resources = cfn["Resources"]
+params = sam.get("Parameters", {})
 failures = []
 
 
@@ -109,6 +126,77 @@ check(resources.get("TargetTopic", {}).get("Properties", {}).get("TracingConfig"
 check(resources.get("TargetFifoQueue", {}).get("Properties", {}).get("FifoQueue") is True,
       "TargetFifoQueue is not FIFO")
 
+# --- parameter defaults and conditions, to see which conditional parts are on by default.
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def param_value(name, overrides):
+    """A parameter's value as CloudFormation passes it to Ref: a string, a list for list types."""
+    p = params.get(name, {})
+    v = overrides.get(name, p.get("Default", ""))
+    if str(p.get("Type", "")).startswith(("CommaDelimitedList", "List<")):
+        return [s.strip() for s in str(v).split(",")] if not isinstance(v, list) else v
+    return str(v)
+
+
+def resolve(value, overrides):
+    if isinstance(value, dict) and len(value) == 1:
+        (op, arg), = value.items()
+        if op == "Ref" and arg in params:
+            return param_value(arg, overrides)
+        if op == "Fn::Join":
+            sep, items = arg
+            return sep.join(str(resolve(i, overrides)) for i in as_list(resolve(items, overrides)))
+    if isinstance(value, list):
+        return [resolve(v, overrides) for v in value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, (dict, list)) else str(value)
+
+
+def condition(name, overrides=None):
+    """Evaluates a template condition for the parameter defaults (plus overrides)."""
+    overrides = overrides or {}
+
+    def ev(c):
+        (op, arg), = c.items()
+        if op == "Fn::Equals":
+            return resolve(arg[0], overrides) == resolve(arg[1], overrides)
+        if op == "Fn::Not":
+            return not ev(arg[0])
+        if op == "Fn::And":
+            return all(ev(a) for a in arg)
+        if op == "Fn::Or":
+            return any(ev(a) for a in arg)
+        if op == "Condition":
+            return ev(sam["Conditions"][arg])
+        raise ValueError(f"condition function {op} not understood")
+
+    if name not in sam.get("Conditions", {}):
+        check(False, f"condition {name} is not defined")
+        return None
+    return ev(sam["Conditions"][name])
+
+
+def conditional_param(value, param, what, set_to):
+    """`value` must be Fn::If [cond, <uses param>, AWS::NoValue], cond off by default, on when set."""
+    branches = value.get("Fn::If") if isinstance(value, dict) else None
+    if not (isinstance(branches, list) and len(branches) == 3 and branches[2] == NO_VALUE
+            and param in json.dumps(branches[1])):
+        check(False, f"{what} is {value!r}, expected Fn::If [<condition>, <Ref {param}>, AWS::NoValue]")
+        return
+    check(condition(branches[0]) is False, f"{what}: condition {branches[0]} is true with the default parameter values")
+    check(condition(branches[0], {param: set_to}) is True, f"{what}: condition {branches[0]} stays false with {param}={set_to}")
+
+
+def branches_of(statement):
+    """[(condition or None, statement)] for a policy statement, both branches of an Fn::If."""
+    if isinstance(statement, dict) and list(statement) == ["Fn::If"]:
+        cond, yes, no = statement["Fn::If"]
+        return [(cond, s) for s in (yes, no) if s != NO_VALUE]
+    return [(None, statement)]
+
+
 # --- least privilege
 role = resources.get("RelayRole", {}).get("Properties", {})
 check(fn.get("Role") == {"Fn::GetAtt": ["RelayRole", "Arn"]}, "function does not use RelayRole")
@@ -117,9 +205,12 @@ roles = of_type("AWS::IAM::Role")
 check(list(roles) == ["RelayRole"], f"unexpected roles {list(roles)} (SAM generated one?)")
 
 granted = {}
+kms_statements = []
 for policy in role.get("Policies", []):
-    for st in as_list(policy["PolicyDocument"]["Statement"]):
+    for cond, st in (b for s in as_list(policy["PolicyDocument"]["Statement"]) for b in branches_of(s)):
         actions = as_list(st["Action"])
+        if any(a.startswith("kms:") for a in actions):
+            kms_statements.append((cond, st))
         res = as_list(st["Resource"])
         for a in actions:
             check("*" not in a, f"{policy['PolicyName']}/{st.get('Sid')}: wildcard action {a!r}")
@@ -142,6 +233,107 @@ check(sorted(granted.get("sqs:SendMessage", [])) == want_send,
       f"sqs:SendMessage resources {granted.get('sqs:SendMessage')} != {want_send}")
 want_pub = [getatt("TargetTopic", "TopicArn")]
 check(granted.get("sns:Publish", []) == want_pub, f"sns:Publish resources {granted.get('sns:Publish')} != {want_pub}")
+
+# --- KMS keys of SSE-KMS targets: exactly GenerateDataKey + Decrypt, exactly on the parameter's keys.
+KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+check(params.get("TargetKmsKeyArns", {}).get("Type") == "CommaDelimitedList",
+      "parameter TargetKmsKeyArns (CommaDelimitedList) missing")
+check(len(kms_statements) == 1, f"expected one kms: statement (TargetKmsKeyArns), got {len(kms_statements)}")
+for cond, st in kms_statements:
+    sid = st.get("Sid")
+    check(sorted(as_list(st["Action"])) == KMS_ACTIONS, f"{sid}: kms actions {as_list(st['Action'])} != {KMS_ACTIONS}")
+    check(st.get("Resource") == {"Ref": "TargetKmsKeyArns"},
+          f"{sid}: kms resource is {st.get('Resource')!r}, expected exactly the keys of !Ref TargetKmsKeyArns")
+    if cond is None:
+        check(False, f"{sid}: kms statement is unconditional (it must vanish when TargetKmsKeyArns is empty)")
+    else:
+        check(condition(cond) is False, f"{sid}: condition {cond} is true for an empty TargetKmsKeyArns")
+        check(condition(cond, {"TargetKmsKeyArns": "arn:aws:kms:us-east-1:111122223333:key/example"}) is True,
+              f"{sid}: condition {cond} is false for a non-empty TargetKmsKeyArns")
+
+# --- SQS source: visibility timeout >= 6 x function timeout + batching window, for every allowed timeout.
+# https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html ("at least six times the
+# configuration timeout on your function"); SQS's maximum visibility timeout is 12 hours.
+SQS_MAX_VISIBILITY = 43200
+timeout_param = params.get("FunctionTimeout", {})
+allowed_timeouts = timeout_param.get("AllowedValues")
+windows = [e["Properties"].get("MaximumBatchingWindowInSeconds", 0) for e in esms.values()]
+check(all(isinstance(w, int) for w in windows), f"MaximumBatchingWindowInSeconds is not a number: {windows!r}")
+window = max((w for w in windows if isinstance(w, int)), default=0)
+visibility = source.get("VisibilityTimeout", 30)  # SQS's default when the property is absent
+
+
+def visibility_for(timeout):
+    if isinstance(visibility, dict) and list(visibility) == ["Fn::FindInMap"]:
+        name, key, attr = visibility["Fn::FindInMap"]
+        if key != {"Ref": "FunctionTimeout"}:
+            return None, f"FindInMap key is {key!r}, not Ref FunctionTimeout"
+        table = sam.get("Mappings", {}).get(name, {})
+        entry = table.get(str(timeout), table.get(timeout))
+        if not isinstance(entry, dict) or attr not in entry:
+            return None, f"mapping {name} has no {attr} for FunctionTimeout {timeout}"
+        return entry[attr], None
+    try:
+        return int(visibility), None
+    except (TypeError, ValueError):
+        return None, f"SourceQueue VisibilityTimeout {visibility!r} is neither a number nor a FindInMap on FunctionTimeout"
+
+
+check(fn.get("Timeout") == {"Ref": "FunctionTimeout"}, f"function Timeout is {fn.get('Timeout')!r}, not Ref FunctionTimeout")
+check(isinstance(allowed_timeouts, list) and allowed_timeouts,
+      "FunctionTimeout has no AllowedValues: a MinValue/MaxValue range cannot be mapped to visibility timeouts")
+for timeout in allowed_timeouts or []:
+    seconds, problem = visibility_for(timeout)
+    if problem:
+        check(False, problem)
+        continue
+    want = min(SQS_MAX_VISIBILITY, 6 * int(timeout) + int(window))
+    check(int(seconds) >= want,
+          f"SourceQueue VisibilityTimeout {seconds} s for FunctionTimeout {timeout} s is below 6 x {timeout} + {window} "
+          f"(batching window) = {want} s")
+    check(int(seconds) >= int(timeout), f"SourceQueue VisibilityTimeout {seconds} s < FunctionTimeout {timeout} s")
+    check(int(seconds) <= SQS_MAX_VISIBILITY, f"SourceQueue VisibilityTimeout {seconds} s > SQS maximum {SQS_MAX_VISIBILITY}")
+
+# --- encryption at rest of topics, TLS-only queues and topics.
+for name, topic in of_type("AWS::SNS::Topic").items():
+    check(bool(topic.get("Properties", {}).get("KmsMasterKeyId")), f"{name} is not encrypted (no KmsMasterKeyId)")
+
+
+def denies_insecure_transport(statements, action, resource):
+    for st in statements:
+        principal = st.get("Principal")
+        cond = st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")
+        if (st.get("Effect") == "Deny" and principal in ("*", {"AWS": "*"}) and action in as_list(st.get("Action"))
+                and resource in as_list(st.get("Resource")) and str(cond).lower() == "false"):
+            return True
+    return False
+
+
+queue_policies = of_type("AWS::SQS::QueuePolicy")
+for name in of_type("AWS::SQS::Queue"):
+    covering = [p for p in queue_policies.values() if {"Ref": name} in as_list(p["Properties"].get("Queues"))]
+    check(len(covering) == 1, f"{name} has {len(covering)} queue policies, expected exactly one (a queue keeps only one)")
+    statements = [s for p in covering for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])]
+    check(denies_insecure_transport(statements, "sqs:*", {"Fn::GetAtt": [name, "Arn"]}),
+          f"{name}: no queue policy statement denies sqs:* when aws:SecureTransport is false")
+topic_policies = of_type("AWS::SNS::TopicPolicy")
+for name in of_type("AWS::SNS::Topic"):
+    statements = [s for p in topic_policies.values() if {"Ref": name} in as_list(p["Properties"].get("Topics"))
+                  for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])]
+    check(denies_insecure_transport(statements, "sns:Publish", {"Fn::GetAtt": [name, "TopicArn"]}),
+          f"{name}: no topic policy statement denies sns:Publish when aws:SecureTransport is false")
+
+# --- concurrency (off by default) and memory (one parameter).
+conditional_param(fn.get("ReservedConcurrentExecutions"), "ReservedConcurrency", "ReservedConcurrentExecutions", "10")
+for name, esm in esms.items():
+    conditional_param(esm["Properties"].get("ScalingConfig"), "MaximumConcurrency", f"{name}: ScalingConfig", "10")
+max_conc = params.get("MaximumConcurrency", {})
+check(str(max_conc.get("MaxValue")) == "1000", f"MaximumConcurrency MaxValue is {max_conc.get('MaxValue')!r}, not 1000")
+check("MaximumConcurrency" in json.dumps(sam.get("Rules", {})),
+      "no Rules assertion on MaximumConcurrency (ScalingConfig.MaximumConcurrency 1 is invalid; only 0 = none or 2-1000)")
+check(fn.get("MemorySize") == {"Ref": "MemorySize"}, f"function MemorySize is {fn.get('MemorySize')!r}, not Ref MemorySize")
+memory = params.get("MemorySize", {})
+check("Default" in memory and memory.get("Description"), f"parameter MemorySize needs a Default and a Description: {memory!r}")
 
 # --- FilterEvents: the relay's events= grammar (src/route.rs EventPattern::parse): optional s3:,
 # names (an ASCII letter, then ASCII letters/digits) joined by ':', optionally ending in '*' after
@@ -188,7 +380,6 @@ EVENTS_REJECTED = [
     "Obj\u00e9ctCreated:Put",
     "ObjectCreated:Put\n",
 ]
-params = sam.get("Parameters", {})
 filter_events = params.get("FilterEvents", {})
 pattern_text = filter_events.get("AllowedPattern")
 check(isinstance(pattern_text, str), f"parameter FilterEvents has no AllowedPattern ({filter_events!r})")

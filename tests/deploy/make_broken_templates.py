@@ -8,8 +8,12 @@ check MUST reject the copy:
 - `template-check`: tests/deploy/check_template.py must fail. Used for breakages the linters
   do not see: cfn-lint 1.58.0 (also behind `sam validate --lint`) reports nothing for a
   Runtime or Architectures typo on an AWS::Serverless::Function (it does on a plain
-  AWS::Lambda::Function), nothing for a wildcard in an IAM action, and nothing for an
-  AllowedPattern that refuses valid values other than the Default.
+  AWS::Lambda::Function), nothing for a wildcard in an IAM action, nothing for an
+  AllowedPattern that refuses valid values other than the Default, and nothing for the
+  deployment rules of check_template.py: a source queue visibility timeout below 6 x the function
+  timeout (+ batching window), a queue without a TLS-only policy, an unencrypted topic, a KMS
+  statement on Resource '*', reserved concurrency set by default, a hard-coded MemorySize (for two
+  of these cfn-lint warns only in passing, W7001/W8001 about the mapping or condition left unused).
 Each copy differs from the real template by one textual edit, so a check that accepts a copy
 proves that check is not looking (wrong file, skipped transform, swallowed exit code).
 Exits 1 if an edit no longer applies exactly once (the template changed under it).
@@ -52,8 +56,74 @@ BREAKAGES = [
         "template-check",
         "wildcard-action",
         "IAM action wildcard: sns:Publish -> sns:*",
-        "                Action: sns:Publish\n                Resource: !GetAtt TargetTopic.TopicArn\n        - PolicyName: relay-source-and-failure",
-        "                Action: sns:*\n                Resource: !GetAtt TargetTopic.TopicArn\n        - PolicyName: relay-source-and-failure",
+        "                Action: sns:Publish\n                Resource: !GetAtt TargetTopic.TopicArn\n",
+        "                Action: sns:*\n                Resource: !GetAtt TargetTopic.TopicArn\n",
+    ),
+    (
+        "template-check",
+        "visibility-hardcoded",
+        "SourceQueue VisibilityTimeout hard-coded back to 180 s while FunctionTimeout allows up to 900 s "
+        "(6 x 900 + 1 = 5401 s needed)",
+        "      VisibilityTimeout: !FindInMap [SourceQueueVisibilityTimeout, !Ref FunctionTimeout, Seconds]\n",
+        "      VisibilityTimeout: 180\n",
+    ),
+    (
+        "template-check",
+        "visibility-mapping-short",
+        "visibility mapping entry below 6 x its timeout: FunctionTimeout 60 s -> 180 s instead of 361 s",
+        '    "60": {Seconds: 361}\n',
+        '    "60": {Seconds: 180}\n',
+    ),
+    (
+        "template-check",
+        "queue-without-tls-deny",
+        "TargetQueue without its queue policy denying aws:SecureTransport false",
+        """  TargetQueuePolicy:
+    Type: AWS::SQS::QueuePolicy
+    Properties:
+      Queues:
+        - !Ref TargetQueue
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Sid: DenyInsecureTransport
+            Effect: Deny
+            Principal: "*"
+            Action: "sqs:*"
+            Resource: !GetAtt TargetQueue.Arn
+            Condition:
+              Bool:
+                aws:SecureTransport: "false"
+""",
+        "",
+    ),
+    (
+        "template-check",
+        "topic-unencrypted",
+        "TargetTopic without KmsMasterKeyId (not encrypted at rest)",
+        "      KmsMasterKeyId: alias/aws/sns\n",
+        "",
+    ),
+    (
+        "template-check",
+        "kms-resource-star",
+        "the TargetKmsKeyArns statement on Resource '*' instead of the listed keys",
+        "                  Resource: !Ref TargetKmsKeyArns\n",
+        '                  Resource: "*"\n',
+    ),
+    (
+        "template-check",
+        "reserved-concurrency-unconditional",
+        "ReservedConcurrentExecutions set unconditionally (the default 0 would throttle every invocation)",
+        "      ReservedConcurrentExecutions: !If [HasReservedConcurrency, !Ref ReservedConcurrency, !Ref AWS::NoValue]\n",
+        "      ReservedConcurrentExecutions: !Ref ReservedConcurrency\n",
+    ),
+    (
+        "template-check",
+        "memory-hardcoded",
+        "MemorySize hard-coded on the function instead of the MemorySize parameter (two places to change it)",
+        "      MemorySize: !Ref MemorySize\n",
+        "      MemorySize: 256\n",
     ),
     (
         "template-check",
