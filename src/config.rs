@@ -11,6 +11,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::message::EventAttribute;
 use crate::route::{EventPattern, Filter};
 
 /// The variable that lists where notifications go.
@@ -79,6 +80,8 @@ pub struct Target {
     /// One filter per configuration entry naming this destination: a record goes there (once)
     /// when any of them matches.
     pub filters: Vec<Filter>,
+    /// Event fields each message carries as message attributes (SNS topics only).
+    pub attributes: Vec<EventAttribute>,
 }
 
 /// A queue or topic, resolved to what the SDK call needs.
@@ -332,7 +335,15 @@ fn merged(entries: Vec<Target>) -> Option<Vec<Target>> {
     let mut targets: Vec<Target> = Vec::with_capacity(entries.len());
     for entry in entries {
         match targets.iter_mut().find(|t| t.destination == entry.destination) {
-            Some(target) => target.filters.extend(entry.filters),
+            Some(target) => {
+                target.filters.extend(entry.filters);
+                let new: Vec<EventAttribute> = entry
+                    .attributes
+                    .into_iter()
+                    .filter(|a| !target.attributes.contains(a))
+                    .collect();
+                target.attributes.extend(new);
+            }
             None => targets.push(entry),
         }
     }
@@ -383,13 +394,16 @@ fn parse_target(variable: &'static str, item: &str, shown: &str) -> Result<Targe
     };
     let fail = |reason: String| invalid(variable, shown, reason);
     let destination = parse_destination(address).map_err(&fail)?;
-    let filter = match query {
-        Some(q) => parse_filter(q).map_err(&fail)?,
-        None => Filter::default(),
-    };
+    let query = query.map(parse_query).transpose().map_err(&fail)?.unwrap_or_default();
+    if !query.attributes.is_empty() && !matches!(destination, Destination::Sns { .. }) {
+        return Err(fail(reason(
+            "attributes= applies to SNS topics (subscription filter policies), not to queues",
+        )));
+    }
     Ok(Target {
         destination,
-        filters: vec![filter],
+        filters: vec![query.filter],
+        attributes: query.attributes,
     })
 }
 
@@ -483,40 +497,74 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The `prefix=…&suffix=…&events=…` filter of one entry; `Err` says what is wrong with it.
-fn parse_filter(query: &str) -> Result<Filter, String> {
-    let mut filter = Filter::default();
+/// What the query string of one entry asks for: the filter (`prefix`, `suffix`, `events`) and, for
+/// SNS topics, event fields to add as message attributes (`attributes`).
+#[derive(Default)]
+struct Query {
+    filter: Filter,
+    attributes: Vec<EventAttribute>,
+}
+
+/// Parses `prefix=…&suffix=…&events=…&attributes=…`; `Err` says what is wrong with it.
+fn parse_query(query: &str) -> Result<Query, String> {
+    let mut parsed = Query::default();
+    let filter = &mut parsed.filter;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let Some((key, value)) = pair.split_once('=') else {
             return Err(reason(format!(
-                "filter {pair:?} has no '=': expected prefix=, suffix= or events="
+                "option {pair:?} has no '=': expected prefix=, suffix=, events= or attributes="
             )));
         };
         match key {
             "prefix" if filter.prefix.is_none() => filter.prefix = Some(value.to_owned()),
             "suffix" if filter.suffix.is_none() => filter.suffix = Some(value.to_owned()),
-            "events" if filter.events.is_empty() => {
-                for pattern in value.split(',') {
-                    let pattern = EventPattern::parse(pattern.trim()).ok_or_else(|| {
-                        reason(format!(
-                            "event pattern {pattern:?} is not an S3 event type such as ObjectCreated:*, \
-                                 ObjectRemoved:Delete or IntelligentTiering (s3: prefix optional)"
-                        ))
-                    })?;
-                    filter.events.push(pattern);
-                }
-            }
-            "prefix" | "suffix" | "events" => {
-                return Err(reason(format!("filter {key:?} is given twice")));
+            "events" if filter.events.is_empty() => filter.events = parse_events(value)?,
+            "attributes" if parsed.attributes.is_empty() => parsed.attributes = parse_attributes(value)?,
+            "prefix" | "suffix" | "events" | "attributes" => {
+                return Err(reason(format!("option {key:?} is given twice")));
             }
             other => {
                 return Err(reason(format!(
-                    "unknown filter {other:?}: expected prefix, suffix or events"
+                    "unknown option {other:?}: expected prefix, suffix, events or attributes"
                 )));
             }
         }
     }
-    Ok(filter)
+    Ok(parsed)
+}
+
+fn parse_events(value: &str) -> Result<Vec<EventPattern>, String> {
+    value
+        .split(',')
+        .map(|pattern| {
+            EventPattern::parse(pattern.trim()).ok_or_else(|| {
+                reason(format!(
+                    "event pattern {pattern:?} is not an S3 event type such as ObjectCreated:*, \
+                     ObjectRemoved:Delete or IntelligentTiering (s3: prefix optional)"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `attributes=bucket,key,eventName,size` (any subset, each once).
+fn parse_attributes(value: &str) -> Result<Vec<EventAttribute>, String> {
+    let mut attributes = Vec::new();
+    for name in value.split(',').map(str::trim) {
+        let attribute = EventAttribute::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| {
+                reason(format!(
+                    "unknown attribute {name:?}: expected some of bucket, key, eventName, size"
+                ))
+            })?;
+        if attributes.contains(&attribute) {
+            return Err(reason(format!("attribute {name:?} is given twice")));
+        }
+        attributes.push(attribute);
+    }
+    Ok(attributes)
 }
 
 #[cfg(test)]
@@ -643,7 +691,7 @@ mod tests {
                 "is not a queue or topic name",
             ),
             ("https://sqs.us-east-1.amazonaws.com/123456789012", "must have the form"),
-            ("arn:aws:sqs:us-east-1:123456789012:q?colour=red", "unknown filter"),
+            ("arn:aws:sqs:us-east-1:123456789012:q?colour=red", "unknown option"),
             ("arn:aws:sqs:us-east-1:123456789012:q?prefix", "has no '='"),
             (
                 "arn:aws:sqs:us-east-1:123456789012:q?events=ObjectCreated::Put",
@@ -771,6 +819,38 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(both.contains("set one of the two"), "{both}");
+    }
+
+    #[test]
+    fn sns_targets_may_carry_event_fields_as_message_attributes() {
+        let c = config(&[(
+            RELAY_TARGETS,
+            "arn:aws:sns:us-east-1:123456789012:t?attributes=size,eventName&prefix=a/",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.targets[0].attributes,
+            vec![EventAttribute::Size, EventAttribute::EventName]
+        );
+        assert_eq!(c.targets[0].filters[0].prefix.as_deref(), Some("a/"));
+    }
+
+    #[test]
+    fn message_attributes_are_refused_for_queues_and_unknown_names() {
+        for (value, needle) in [
+            (
+                "arn:aws:sqs:us-east-1:123456789012:q?attributes=bucket",
+                "applies to SNS topics",
+            ),
+            (
+                "arn:aws:sns:us-east-1:123456789012:t?attributes=colour",
+                "unknown attribute \"colour\"",
+            ),
+            ("arn:aws:sns:us-east-1:123456789012:t?attributes=key,key", "given twice"),
+        ] {
+            let err = config(&[(RELAY_TARGETS, value)]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{value}: {err}");
+        }
     }
 
     #[test]

@@ -80,6 +80,7 @@ mod tests {
             sequencer: Some(sequencer.into()),
             event_time: Some("2026-11-25T12:00:00.000Z".into()),
             request_id: Some("C3D13FE58DE4C810".into()),
+            size: None,
             body: String::new(),
         }
     }

@@ -222,6 +222,11 @@ fn scalar_text(raw: &RawValue) -> Option<String> {
     }
 }
 
+/// A whole number written as a JSON number or a string of digits (`1024`, `"1024"`).
+fn scalar_u64(raw: &RawValue) -> Option<u64> {
+    raw.get().trim_matches('"').parse().ok()
+}
+
 /// Decodes a whole invocation payload.
 ///
 /// `Err` only when the payload is not an event at all; problems with single records come back as

@@ -12,8 +12,10 @@ pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 pub const TRACEPARENT: &str = "traceparent";
 /// The HTTP header that carries X-Ray trace context on AWS requests (SNS's only carrier).
 pub const TRACE_HTTP_HEADER: &str = "x-amzn-trace-id";
-/// `String`: the data type of every message attribute the relay writes.
+/// `String`: the data type of the `traceparent` attribute and of the text event attributes.
 pub const STRING_DATA_TYPE: &str = "String";
+/// `Number`: the data type of numeric event attributes (`size`), for numeric filter policies.
+pub const NUMBER_DATA_TYPE: &str = "Number";
 
 /// `SendMessageBatch` and `PublishBatch` accept at most 10 entries per call.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -50,6 +52,8 @@ pub struct Notification {
     pub event_time: Option<String>,
     /// The S3 request id (`responseElements.x-amz-request-id`; EventBridge: `detail.request-id`).
     pub request_id: Option<String>,
+    /// The object's size in bytes (`s3.object.size`; EventBridge: `detail.object.size`), when given.
+    pub size: Option<u64>,
     /// The message body to publish: `{"Records":[<record as received>]}`, or the EventBridge event.
     pub body: String,
 }
@@ -67,6 +71,8 @@ pub struct Message {
     pub traceparent: Option<String>,
     /// Group and deduplication ids, for FIFO targets.
     pub fifo: Option<FifoIds>,
+    /// Event fields the target asked for as message attributes (SNS subscription filter policies).
+    pub attributes: Vec<MessageAttribute>,
     /// Bytes the message counts toward the service's size limit (body plus message attributes).
     pub size: usize,
 }
@@ -90,4 +96,71 @@ pub struct Batch {
     pub request_trace: Option<TraceHeader>,
     /// The entries, at most [`MAX_BATCH_ENTRIES`].
     pub messages: Vec<Message>,
+}
+
+/// An S3 event field an SNS target can carry as a message attribute, so subscribers filter on it
+/// (subscription filter policies) without parsing the body: `?attributes=bucket,key,eventName,size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventAttribute {
+    /// `bucket`: the bucket name.
+    Bucket,
+    /// `key`: the decoded object key.
+    Key,
+    /// `eventName`: the S3 event name (`ObjectCreated:Put`).
+    EventName,
+    /// `size`: the object size in bytes, a `Number` (left out when the event has none).
+    Size,
+}
+
+impl EventAttribute {
+    /// Every attribute, in the order their names are documented.
+    pub const ALL: [EventAttribute; 4] = [
+        EventAttribute::Bucket,
+        EventAttribute::Key,
+        EventAttribute::EventName,
+        EventAttribute::Size,
+    ];
+
+    /// The attribute's name, in the configuration and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventAttribute::Bucket => "bucket",
+            EventAttribute::Key => "key",
+            EventAttribute::EventName => "eventName",
+            EventAttribute::Size => "size",
+        }
+    }
+
+    /// The attribute of `n`, when it has a value.
+    pub fn of(self, n: &Notification) -> Option<MessageAttribute> {
+        let (data_type, value) = match self {
+            EventAttribute::Bucket => (STRING_DATA_TYPE, n.bucket.clone()),
+            EventAttribute::Key => (STRING_DATA_TYPE, n.key.clone()),
+            EventAttribute::EventName => (STRING_DATA_TYPE, n.event_name.clone()),
+            EventAttribute::Size => (NUMBER_DATA_TYPE, n.size?.to_string()),
+        };
+        Some(MessageAttribute {
+            name: self.name(),
+            data_type,
+            value,
+        })
+    }
+}
+
+/// A message attribute the relay writes besides `traceparent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAttribute {
+    /// Its name.
+    pub name: &'static str,
+    /// `String` or `Number`.
+    pub data_type: &'static str,
+    /// Its value, as text.
+    pub value: String,
+}
+
+impl MessageAttribute {
+    /// Bytes it counts toward the message size limit: name, data type and value.
+    pub fn size(&self) -> usize {
+        self.name.len() + self.data_type.len() + self.value.len()
+    }
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use crate::config::{Destination, Target};
 use crate::fifo;
 use crate::message::{
-    Batch, FifoIds, MAX_BATCH_ENTRIES, Message, Notification, SNS_MAX_BATCH_BYTES, SQS_MAX_BATCH_BYTES,
-    STRING_DATA_TYPE, TRACEPARENT,
+    Batch, FifoIds, MAX_BATCH_ENTRIES, Message, MessageAttribute, Notification, SNS_MAX_BATCH_BYTES,
+    SQS_MAX_BATCH_BYTES, STRING_DATA_TYPE, TRACEPARENT,
 };
 use crate::route::route;
 use crate::trace::TraceHeader;
@@ -91,13 +91,7 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         for t in route(targets.iter().map(|t| t.filters.as_slice()), &n.key, &n.event_name) {
             routed = true;
             if let (Some((fits, too_big)), Some(target)) = (per_target.get_mut(t), targets.get(t)) {
-                let m = message(
-                    record.unit,
-                    n,
-                    record.trace,
-                    traceparent.clone(),
-                    target.destination.is_fifo(),
-                );
+                let m = message(record.unit, n, record.trace, traceparent.clone(), target);
                 if m.size <= max_batch_bytes(&target.destination) {
                     fits.push(m);
                 } else {
@@ -145,25 +139,30 @@ pub fn max_batch_bytes(destination: &Destination) -> usize {
     }
 }
 
+/// The message of one record for one target. Its size counts what the service counts: the body
+/// and every message attribute (name, data type, value); `AWSTraceHeader` does not count.
 fn message(
     unit: usize,
     n: &Arc<Notification>,
     trace: Option<&TraceHeader>,
     traceparent: Option<String>,
-    fifo: bool,
+    target: &Target,
 ) -> Message {
+    let attributes: Vec<MessageAttribute> = target.attributes.iter().filter_map(|a| a.of(n)).collect();
     let attribute_bytes = traceparent
         .as_ref()
-        .map_or(0, |tp| TRACEPARENT.len() + STRING_DATA_TYPE.len() + tp.len());
+        .map_or(0, |tp| TRACEPARENT.len() + STRING_DATA_TYPE.len() + tp.len())
+        + attributes.iter().map(MessageAttribute::size).sum::<usize>();
     Message {
         unit,
         notification: Arc::clone(n),
         trace: trace.cloned(),
         traceparent,
-        fifo: fifo.then(|| FifoIds {
+        fifo: target.destination.is_fifo().then(|| FifoIds {
             group_id: fifo::group_id(&n.bucket, &n.key),
             deduplication_id: fifo::deduplication_id(n),
         }),
+        attributes,
         size: n.body.len() + attribute_bytes,
     }
 }
@@ -264,6 +263,7 @@ mod tests {
             sequencer: Some("00".into()),
             event_time: None,
             request_id: None,
+            size: Some(body_len as u64),
             body: "x".repeat(body_len),
         })
     }
@@ -446,6 +446,33 @@ mod tests {
             .map(|b| (b.request_trace.clone(), b.messages.iter().map(|m| m.unit).collect()))
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn sns_messages_carry_the_event_fields_asked_for_and_count_them() {
+        let p = run(
+            "arn:aws:sns:us-east-1:123456789012:t?attributes=bucket,size",
+            &[(notification("k", 100), None)],
+        );
+        let m = &p.batches[0][0].messages[0];
+        let attributes: Vec<(&str, &str, &str)> = m
+            .attributes
+            .iter()
+            .map(|a| (a.name, a.data_type, a.value.as_str()))
+            .collect();
+        assert_eq!(attributes, vec![("bucket", "String", "b"), ("size", "Number", "100")]);
+        assert_eq!(m.size, 100 + (6 + 6 + 1) + (4 + 6 + 3));
+    }
+
+    #[test]
+    fn an_event_without_a_size_carries_no_size_attribute() {
+        let mut n = (*notification("k", 10)).clone();
+        n.size = None;
+        let p = run(
+            "arn:aws:sns:us-east-1:123456789012:t?attributes=size",
+            &[(Arc::new(n), None)],
+        );
+        assert!(p.batches[0][0].messages[0].attributes.is_empty());
     }
 
     #[test]

@@ -217,13 +217,15 @@ impl AwsPublisher {
             let mut entry = PublishBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message(m.notification.body.as_str());
-            if let Some(tp) = &m.traceparent {
+            let traceparent = m.traceparent.as_deref().map(|tp| (TRACEPARENT, STRING_DATA_TYPE, tp));
+            let events = m.attributes.iter().map(|a| (a.name, a.data_type, a.value.as_str()));
+            for (name, data_type, text) in traceparent.into_iter().chain(events) {
                 let value = SnsAttribute::builder()
-                    .data_type(STRING_DATA_TYPE)
-                    .string_value(tp)
+                    .data_type(data_type)
+                    .string_value(text)
                     .build()
                     .map_err(|e| fail("InvalidEntry", e.to_string()))?;
-                entry = entry.message_attributes(TRACEPARENT, value);
+                entry = entry.message_attributes(name, value);
             }
             if let (true, Some(ids)) = (fifo, &m.fifo) {
                 entry = entry

@@ -465,3 +465,37 @@ async fn fifo_source_holds_back_a_later_event_of_a_failed_object_in_another_grou
         .collect();
     assert_eq!(names, vec![json!("ObjectCreated:Put")], "m2's event was not sent");
 }
+
+#[tokio::test]
+async fn sns_subscribers_filter_on_the_event_fields_the_relay_adds_as_attributes() {
+    // One subscriber takes only created objects, another only objects of 1 KiB or more: their
+    // filter policies read the message attributes, not the body.
+    let moto = moto().await;
+    let topic = moto.create_topic("attributes-topic").await;
+    let created = moto.create_queue("attributes-created").await;
+    let large = moto.create_queue("attributes-large").await;
+    let created_only = r#"{"eventName": [{"prefix": "ObjectCreated:"}]}"#;
+    let large_only = r#"{"size": [{"numeric": [">=", 1024]}]}"#;
+    moto.subscribe_queue_filtered(&topic, &created, true, Some(created_only))
+        .await;
+    moto.subscribe_queue_filtered(&topic, &large, true, Some(large_only))
+        .await;
+    let relay = Relay::start(&moto, &format!("{topic}?attributes=bucket,key,eventName,size")).await;
+
+    relay.invoke_fixture("s3-put.json").await.expect_response(); // images/cat.jpg, 1024 bytes
+    relay.invoke_fixture("s3-delete.json").await.expect_response(); // no size
+    let mut small = s3_record("small.txt", "03");
+    small["s3"]["object"]["size"] = 10.into();
+    relay.invoke_json(&json!({"Records": [small]})).await.expect_response();
+
+    let created_keys = keys_of(&moto.receive_all(&created).await);
+    assert_eq!(created_keys, vec!["images/cat.jpg", "small.txt"]);
+    let large_received = moto.receive_all(&large).await;
+    assert_eq!(keys_of(&large_received), vec!["images/cat.jpg"]);
+    let attributes = &large_received[0].message_attributes;
+    assert_eq!(attributes["bucket"], "relay-demo-uploads");
+    assert_eq!(attributes["key"], "images/cat.jpg");
+    assert_eq!(attributes["eventName"], "ObjectCreated:Put");
+    assert_eq!(attributes["size"], "1024");
+    assert!(attributes.contains_key("traceparent"));
+}

@@ -4,7 +4,7 @@
 //! `aws_lambda_events`' `EventBridgeEvent` requires an RFC 3339 `time` and every envelope field;
 //! moto writes `time` as epoch seconds. As for S3 records, the relay reads a projection of exactly
 //! the fields it needs: `detail-type`, `time`, and from `detail` the bucket name, object key,
-//! `version-id`, `sequencer`, `request-id`, `reason` and `deletion-type`.
+//! `version-id`, `sequencer`, `size`, `request-id`, `reason` and `deletion-type`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use crate::message::Notification;
 
-use super::{Content, DecodeError, RecordKind, bounded, decode_key, scalar_text};
+use super::{Content, DecodeError, RecordKind, bounded, decode_key, scalar_text, scalar_u64};
 
 #[derive(Deserialize)]
 struct EventFields<'a> {
@@ -54,6 +54,8 @@ struct Object<'a> {
     version_id: Option<&'a RawValue>,
     #[serde(default, borrow)]
     sequencer: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    size: Option<&'a RawValue>,
 }
 
 /// Decodes an EventBridge `aws.s3` event; its body is the event's own text.
@@ -80,6 +82,7 @@ pub(super) fn decode_eventbridge(text: &str) -> Result<Content, DecodeError> {
         sequencer: detail.object.sequencer.and_then(scalar_text),
         event_time: event.time.and_then(scalar_text),
         request_id: detail.request_id.and_then(scalar_text),
+        size: detail.object.size.and_then(scalar_u64),
         body: text.to_owned(),
     })]))
 }

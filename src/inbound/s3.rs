@@ -6,7 +6,8 @@
 //! `responseElements` and `sequencer`; MinIO writes `minio:s3` as the source. Since the record is
 //! forwarded as received anyway, the relay reads a small projection of exactly the fields it needs
 //! — `eventSource`, `eventName`, `s3.bucket.name`, `s3.object.key` (required) and `versionId`,
-//! `sequencer`, `eventTime`, `responseElements.x-amz-request-id` (when present, of any JSON type) —
+//! `sequencer`, `size`, `eventTime`, `responseElements.x-amz-request-id` (when present, of any JSON
+//! type) —
 //! and ignores the rest.
 
 use std::borrow::Cow;
@@ -17,7 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::message::Notification;
 
-use super::{Content, DecodeError, RecordKind, bounded, decode_key, record_source, scalar_text};
+use super::{Content, DecodeError, RecordKind, bounded, decode_key, record_source, scalar_text, scalar_u64};
 
 /// `eventSource` values of S3 records: S3's own, and MinIO's (whose records are otherwise S3's).
 pub const S3_EVENT_SOURCES: [&str; 2] = ["aws:s3", "minio:s3"];
@@ -65,6 +66,8 @@ struct Object<'a> {
     version_id: Option<&'a RawValue>,
     #[serde(default, borrow)]
     sequencer: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    size: Option<&'a RawValue>,
 }
 
 /// Whether `event_source` names an S3 record.
@@ -121,6 +124,7 @@ pub(super) fn decode_s3_record(index: usize, raw: &RawValue) -> Result<Notificat
             .response_elements
             .and_then(|r| r.request_id)
             .and_then(scalar_text),
+        size: object.size.and_then(scalar_u64),
         body: notification_body(raw.get()),
     })
 }

@@ -299,6 +299,13 @@ impl Moto {
             .await
     }
 
+    /// [`Regional::subscribe_queue_filtered`] in [`HOME_REGION`].
+    pub async fn subscribe_queue_filtered(&self, topic_arn: &str, queue_url: &str, raw: bool, filter: Option<&str>) {
+        self.in_region(HOME_REGION)
+            .subscribe_queue_filtered(topic_arn, queue_url, raw, filter)
+            .await
+    }
+
     /// [`Regional::receive_all`] in [`HOME_REGION`].
     pub async fn receive_all(&self, queue_url: &str) -> Vec<Received> {
         self.in_region(HOME_REGION).receive_all(queue_url).await
@@ -493,6 +500,11 @@ impl Regional<'_> {
 
     /// Subscribes a queue to a topic (`RawMessageDelivery` = `raw`).
     pub async fn subscribe_queue(&self, topic_arn: &str, queue_url: &str, raw: bool) {
+        self.subscribe_queue_filtered(topic_arn, queue_url, raw, None).await
+    }
+
+    /// Subscribes a queue to a topic with a subscription `FilterPolicy` on message attributes.
+    pub async fn subscribe_queue_filtered(&self, topic_arn: &str, queue_url: &str, raw: bool, filter: Option<&str>) {
         let queue_arn = self.queue_arn(queue_url).await;
         let mut req = self
             .sns()
@@ -503,6 +515,9 @@ impl Regional<'_> {
             .return_subscription_arn(true);
         if raw {
             req = req.attributes("RawMessageDelivery", "true");
+        }
+        if let Some(policy) = filter {
+            req = req.attributes("FilterPolicy", policy);
         }
         if let Err(e) = req.send().await {
             self.moto.fail(&format!("Subscribe {queue_arn} to {topic_arn}"), e);
