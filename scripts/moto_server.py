@@ -1,4 +1,6 @@
-"""Local SQS/SNS stand-in for the relay's tests: moto server mode plus two fixes and a call log.
+"""Local AWS stand-in for the relay's tests: moto server mode plus three fixes and a call log.
+
+Serves SQS, SNS, EventBridge and Step Functions (as moto 5.2.5 does) to the relay's tests.
 
 Usage:
     .venv/bin/python scripts/moto_server.py [--host 127.0.0.1] [--port 0]
@@ -13,7 +15,8 @@ the background of a CI script, it would exit at once: pass ``--no-stdin-watch`` 
 Pinned to moto 5.2.5 (scripts/requirements.txt); refuses to start with any other
 version, because the patches below wrap moto internals of that version.
 
-Patches (moto gaps as listed in shared/AWS-NOTES.md, "Local stand-ins"):
+Patches (moto gaps as listed in shared/AWS-NOTES.md, "Local stand-ins" and "Other targets
+that take a trace header"):
 
 a. SQS ``SendMessageBatch`` per-entry ``MessageSystemAttributes``.
    AWS: ``AWSTraceHeader`` is SQS's only message system attribute; a batch entry may
@@ -38,15 +41,85 @@ b. SNS ``Publish``/``PublishBatch`` request header ``X-Amzn-Trace-Id`` -> SQS su
    delivers to a subscribed SQS queue (raw or enveloped) gets
    ``AWSTraceHeader`` = that header value. Without the header nothing is set.
 
-c. Call log (not a moto gap, a test aid): a WSGI middleware records every SQS/SNS API
-   request, in arrival order, as
-   ``{"seq": n, "service": "sqs"|"sns", "operation": "SendMessageBatch", "trace_header":
-   <X-Amzn-Trace-Id or null>, "target": <QueueUrl or TopicArn/TargetArn or null>,
-   "entries": <batch entry count or null>, "status": <HTTP status or null>}``
-   (seq starts at 1). ``GET /_relay/calls`` returns the list as JSON;
-   ``POST /moto-api/reset`` (moto's own reset) and ``DELETE /_relay/calls`` clear it.
-   Recognises the SQS JSON protocol (``X-Amz-Target: AmazonSQS.<Op>``, JSON body), the
-   SNS query protocol (form body ``Action=<Op>&TopicArn=...``), and the SQS query protocol.
+c. Call log (not a moto gap, a test aid): a WSGI middleware records every SQS, SNS,
+   EventBridge and Step Functions API request, in arrival order, as
+   ``{"seq": n, "service": "sqs"|"sns"|"events"|"stepfunctions", "operation": "PutEvents",
+   "trace_header": <X-Amzn-Trace-Id or null>, "target": <see below or null>,
+   "entries": <batch entry count or null>, "status": <HTTP status or null>,
+   "entry_trace_headers": <list or null>}`` (seq starts at 1). ``GET /_relay/calls`` returns
+   the list as JSON; ``POST /moto-api/reset`` (moto's own reset) and ``DELETE /_relay/calls``
+   clear it. Recognises the SQS JSON protocol (``X-Amz-Target: AmazonSQS.<Op>``, JSON body),
+   the SNS query protocol (form body ``Action=<Op>&TopicArn=...``), the SQS query protocol,
+   and the EventBridge / Step Functions JSON protocols (``X-Amz-Target: AWSEvents.<Op>`` /
+   ``AWSStepFunctions.<Op>``).
+   ``target``: SQS ``QueueUrl``; SNS ``TopicArn``/``TargetArn``; EventBridge ``PutEvents``: the
+   ``EventBusName`` of the first entry as sent (name or ARN; null if the entry has none, i.e.
+   the default bus), ``DescribeEventBus``/``CreateEventBus``/``UpdateEventBus``/
+   ``DeleteEventBus``: ``Name``, other EventBridge operations: ``EventBusName``; Step Functions:
+   ``stateMachineArn``, else ``executionArn``.
+   ``entries``: SQS/SNS batch calls and ``PutEvents`` (length of ``Entries``), else null.
+   ``entry_trace_headers``: ``PutEvents``: one item per entry, in order, that entry's
+   ``TraceHeader`` as sent or null; ``StartExecution``/``StartSyncExecution``:
+   ``[traceHeader or null]``; every other call, and all SQS/SNS calls: null (not recorded).
+   ``trace_header`` stays the HTTP header, for every service.
+
+d. EventBridge ``PutEvents`` trace header -> ``AWSTraceHeader`` on SQS targets.
+   AWS (EventBridge user guide, "EventBridge integration with X-Ray"): "EventBridge passes the
+   original trace header to the target"; the carrier is the entry's ``TraceHeader``, else the
+   request's ``X-Amzn-Trace-Id`` (the entry's overrides it); the header is not in the event
+   body delivered to the target; a DLQ message gets it as an SQS message attribute. That an
+   SQS *target* gets it as ``AWSTraceHeader`` is inferred from that, not stated. AWS drops
+   trace headers X-Ray finds invalid; this patch does not validate.
+   moto 5.2.5 ignores both carriers. Fix: while moto delivers an entry's event to the rules
+   of its bus, every message it sends to an SQS target (standard or FIFO, also through a
+   bus-to-bus target) gets ``AWSTraceHeader`` = the entry's ``TraceHeader``, else the request
+   header; with neither, nothing is set. Done by handing ``EventsBackend.put_events`` one
+   entry at a time (moto treats entries one by one anyway: same results, same deliveries,
+   same whole-call error at the same entry); a call of more than 10 entries goes through
+   unchanged and is refused as before. The stored target message body is moto's own.
+
+e. What moto 5.2.5 does with the relay's EventBridge / Step Functions calls (checked with
+   boto3 against this server, patches on; "AWS" notes are from shared/AWS-NOTES.md and the
+   AWS documentation):
+
+   - ``PutEvents`` with ``TraceHeader``: accepted, neither stored nor returned; not in the
+     delivered event body (as on AWS); unpatched, SQS targets get no ``AWSTraceHeader``
+     (fixed by d.). Visible in the call log (``entry_trace_headers``).
+   - ``PutEvents`` to a bus that does not exist (name or ARN): HTTP 400, whole-call
+     ``ResourceNotFoundException`` "Event bus <name> does not exist.", no ``FailedEntryCount``
+     (AWS is reported to answer 200, ``FailedEntryCount: 0``, event ids: AWS-NOTES). Entries
+     before the first one naming a missing bus have already been delivered to their targets
+     when the error is returned.
+   - ``DescribeEventBus`` of a missing bus (name or ARN): HTTP 400
+     ``ResourceNotFoundException`` "Event bus <name> does not exist."; an existing one by name
+     or ARN: ``Name``, ``Arn``, ``CreationTime``, ``LastModifiedTime``. A bus ARN is looked
+     up by its name: its region is never compared; its account is by ``DescribeEventBus``
+     (another account's ARN: not found) but not by ``PutEvents`` (same-named local bus).
+   - Rule (``EventPattern``) on a custom bus with an SQS target: ``PutEvents`` delivers one SQS
+     message per matching entry, synchronously (receivable when ``PutEvents`` returns). Body
+     (JSON): ``{"id": <EventId>, "time": "YYYY-MM-DDTHH:MM:SSZ", "version": "0",
+     "detail-type", "source", "region", "resources": [...], "detail": <Detail parsed, an
+     object>}``: the envelope with ``detail`` as JSON, but without ``account`` (AWS sends it).
+   - Entry checks: missing ``Source``/``DetailType``/``Detail`` -> per-entry ``InvalidArgument``,
+     ``Detail`` not JSON -> per-entry ``MalformedDetail`` (``FailedEntryCount`` counts them);
+     more than 10 entries -> whole-call ``ValidationException``. Not checked: ``DetailType``
+     over 128 characters, ``aws.*`` sources, entry size (a 1.1 MB ``Detail``): all accepted
+     with an EventId.
+   - ``StartExecution`` with a name used before: same input -> HTTP 200 with the first
+     execution's ``executionArn`` and ``startDate`` (idempotent); different input ->
+     ``ExecutionAlreadyExists``. Executions never run (they stay ``RUNNING``; with moto's
+     ``SF_EXECUTION_HISTORY_TYPE=FAILURE`` they start ``FAILED``), so AWS's "closed execution
+     -> ExecutionAlreadyExists whatever the input" arises only in that mode.
+     Other errors: ``StateMachineDoesNotExist``, ``InvalidExecutionInput`` (input not JSON),
+     ``ValidationException`` (name over 80 characters).
+   - ``StartExecution`` ``traceHeader``: accepted, not stored: ``DescribeExecution`` has no
+     ``traceHeader`` (AWS returns it). Not patched: the call log shows what was sent.
+   - ``EXPRESS`` state machine: ``StartExecution`` behaves exactly as for ``STANDARD``
+     (``...:execution:<sm>:<name>`` ARN, same-name idempotency/``ExecutionAlreadyExists``,
+     ``DescribeExecution`` answers). On AWS (Step Functions guide, "Execution guarantees";
+     ``DescribeExecution`` reference) asynchronous Express workflows do not manage idempotency
+     (a repeated name starts another execution) and ``DescribeExecution`` does not serve
+     Express executions (unless a Map Run dispatched them).
 """
 
 from __future__ import annotations
@@ -81,13 +154,17 @@ def _system_attributes_for_send():
     if pending is not None:
         # Inside a patched send_message_batch: one entry per send_message call, in order.
         return pending.popleft() if pending else None
-    header = getattr(_local, "sns_trace_header", None)
+    header = getattr(_local, "sns_trace_header", None) or getattr(
+        _local, "events_trace_header", None
+    )
     if header:
         return {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
     return None
 
 
 def apply_patches() -> None:
+    from moto.events.models import EventsBackend, Rule
+    from moto.events.responses import EventsHandler
     from moto.sns.responses import SNSResponse
     from moto.sqs.models import SQSBackend
     from moto.sqs.utils import validate_message_attributes
@@ -143,10 +220,58 @@ def apply_patches() -> None:
     SNSResponse.publish = with_trace_header(SNSResponse.publish)
     SNSResponse.publish_batch = with_trace_header(SNSResponse.publish_batch)
 
+    # --- d. EventBridge PutEvents trace header -> AWSTraceHeader on SQS targets
+    orig_put_events = EventsBackend.put_events
+    if list(inspect.signature(orig_put_events).parameters) != ["self", "events"]:
+        raise RuntimeError("moto EventsBackend.put_events is not put_events(self, events)")
+    if not callable(getattr(Rule, "_send_to_sqs_queue", None)):
+        raise RuntimeError("moto events Rule has no _send_to_sqs_queue")
+    orig_handler_put_events = EventsHandler.put_events
+
+    @functools.wraps(orig_handler_put_events)
+    def handler_put_events(self):
+        _local.events_http_trace_header = self.headers.get("X-Amzn-Trace-Id") or None
+        try:
+            return orig_handler_put_events(self)
+        finally:
+            _local.events_http_trace_header = None
+
+    @functools.wraps(orig_put_events)
+    def put_events(self, events):
+        # Nested (a rule whose target is another bus) keeps the outer entry's header; a
+        # call moto would refuse as a whole (> 10 entries) goes through unchanged.
+        nested = getattr(_local, "in_put_events", False)
+        if nested or not isinstance(events, list) or len(events) > 10:
+            return orig_put_events(self, events)
+        http_header = getattr(_local, "events_http_trace_header", None)
+        results = []
+        _local.in_put_events = True
+        try:
+            # moto handles entries one by one in order (its only whole-call step is the
+            # length check above), so one entry per call returns and delivers the same.
+            for event in events:
+                trace = event.get("TraceHeader") if isinstance(event, dict) else None
+                _local.events_trace_header = trace or http_header
+                results.extend(orig_put_events(self, [event]))
+        finally:
+            _local.in_put_events = False
+            _local.events_trace_header = None
+        return results
+
+    EventsHandler.put_events = handler_put_events
+    EventsBackend.put_events = put_events
+
 
 # --------------------------------------------------------------------------- call log
 
-_TARGET_PREFIXES = {"AmazonSQS": "sqs", "AmazonSimpleNotificationService": "sns"}
+_TARGET_PREFIXES = {
+    "AmazonSQS": "sqs",
+    "AmazonSimpleNotificationService": "sns",
+    "AWSEvents": "events",
+    "AWSStepFunctions": "stepfunctions",
+}
+_EVENT_BUS_OPERATIONS = ("DescribeEventBus", "CreateEventBus", "UpdateEventBus", "DeleteEventBus")
+_SFN_TRACED_OPERATIONS = ("StartExecution", "StartSyncExecution")
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 _QUERY_ENTRY = re.compile(
     r"^(?:PublishBatchRequestEntries\.member|Entries\.member|Entries"
@@ -175,8 +300,29 @@ def _read_body(environ) -> bytes:
     return body
 
 
+def _classify_events(operation: str, params: dict):
+    """(target, entries, entry_trace_headers) of an EventBridge JSON request."""
+    if operation == "PutEvents":
+        entries = params.get("Entries")
+        if not isinstance(entries, list):
+            return None, None, None
+        items = [e if isinstance(e, dict) else {} for e in entries]
+        target = items[0].get("EventBusName") if items else None
+        return target, len(items), [e.get("TraceHeader") for e in items]
+    if operation in _EVENT_BUS_OPERATIONS:
+        return params.get("Name"), None, None
+    return params.get("EventBusName"), None, None
+
+
+def _classify_stepfunctions(operation: str, params: dict):
+    """(target, entries, entry_trace_headers) of a Step Functions JSON request."""
+    target = params.get("stateMachineArn") or params.get("executionArn")
+    traces = [params.get("traceHeader")] if operation in _SFN_TRACED_OPERATIONS else None
+    return target, None, traces
+
+
 def _classify(environ, body: bytes):
-    """(service, operation, target, entries) for an SQS/SNS API request, else None."""
+    """(service, operation, target, entries, entry_trace_headers) of a logged request, or None."""
     amz_target = environ.get("HTTP_X_AMZ_TARGET", "")
     if "." in amz_target:
         prefix, operation = amz_target.split(".", 1)
@@ -189,12 +335,16 @@ def _classify(environ, body: bytes):
             params = {}
         if not isinstance(params, dict):
             params = {}
+        if service == "events":
+            return (service, operation, *_classify_events(operation, params))
+        if service == "stepfunctions":
+            return (service, operation, *_classify_stepfunctions(operation, params))
         target = params.get("QueueUrl") or params.get("TopicArn") or params.get("TargetArn")
         entries = None
         for key in _JSON_ENTRY_KEYS:
             if isinstance(params.get(key), list):
                 entries = len(params[key])
-        return service, operation, target, entries
+        return service, operation, target, entries, None
 
     params = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
     if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
@@ -225,7 +375,7 @@ def _classify(environ, body: bytes):
     entries = None
     if operation.endswith("Batch"):
         entries = len({m.group(1) for k in params if (m := _QUERY_ENTRY.match(k))})
-    return service, operation, target, entries
+    return service, operation, target, entries, None
 
 
 class CallLog:
@@ -234,7 +384,9 @@ class CallLog:
         self._calls: list[dict] = []
         self._seq = 0
 
-    def add(self, service, operation, trace_header, target, entries) -> dict:
+    def add(
+        self, service, operation, trace_header, target, entries, entry_trace_headers=None
+    ) -> dict:
         with self._lock:
             self._seq += 1
             call = {
@@ -245,6 +397,7 @@ class CallLog:
                 "target": target,
                 "entries": entries,
                 "status": None,
+                "entry_trace_headers": entry_trace_headers,
             }
             self._calls.append(call)
             return call
@@ -294,8 +447,11 @@ class RelayMiddleware:
         if kind is None:
             return self.app(environ, start_response)
 
-        service, operation, target, entries = kind
-        call = self.log.add(service, operation, environ.get("HTTP_X_AMZN_TRACE_ID"), target, entries)
+        service, operation, target, entries, entry_trace_headers = kind
+        call = self.log.add(
+            service, operation, environ.get("HTTP_X_AMZN_TRACE_ID"), target, entries,
+            entry_trace_headers,
+        )
 
         def recording_start_response(status, headers, exc_info=None):
             try:

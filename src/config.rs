@@ -8,11 +8,14 @@
 //! Configuration is parsed from a lookup function, never from the process environment directly, so
 //! tests build it from a map (`std::env::set_var` is `unsafe` in edition 2024 and racy in tests).
 
-use std::fmt;
 use std::time::Duration;
 
-use crate::message::EventAttribute;
-use crate::route::{EventPattern, Filter};
+mod destination;
+mod targets;
+
+pub use destination::{DEFAULT_EVENT_SOURCE, Destination};
+use targets::TARGETS_EXPECTED;
+pub use targets::{Target, parse_target_file, parse_targets};
 
 /// The variable that lists where notifications go.
 pub const RELAY_TARGETS: &str = "RELAY_TARGETS";
@@ -72,82 +75,6 @@ pub struct RelayConfig {
     pub xray_daemon_address: Option<String>,
 }
 
-/// One destination and the filters that select the records it receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// The queue or topic.
-    pub destination: Destination,
-    /// One filter per configuration entry naming this destination: a record goes there (once)
-    /// when any of them matches.
-    pub filters: Vec<Filter>,
-    /// Event fields each message carries as message attributes (SNS topics only).
-    pub attributes: Vec<EventAttribute>,
-}
-
-/// A queue or topic, resolved to what the SDK call needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// An SQS queue, by URL (ARNs are turned into the regional URL at init).
-    Sqs {
-        /// The queue URL passed as `QueueUrl`.
-        queue_url: String,
-        /// Whether the queue is FIFO (name ends in `.fifo`).
-        fifo: bool,
-    },
-    /// An SNS topic.
-    Sns {
-        /// The topic ARN passed as `TopicArn`.
-        topic_arn: String,
-        /// Whether the topic is FIFO (name ends in `.fifo`).
-        fifo: bool,
-    },
-}
-
-impl Destination {
-    /// Whether the queue or topic is FIFO, which requires group and deduplication ids.
-    pub fn is_fifo(&self) -> bool {
-        match self {
-            Destination::Sqs { fifo, .. } | Destination::Sns { fifo, .. } => *fifo,
-        }
-    }
-
-    /// The region the queue or topic lives in: from a topic ARN, or from an AWS queue URL
-    /// (`https://sqs.<region>.amazonaws.com[.cn]/…`, which queue ARNs are turned into). `None` for
-    /// other endpoints (local stand-ins, custom domains), which are called with the function's region.
-    ///
-    /// SQS and SNS serve a queue or topic only in its own region: a request signed for another one
-    /// gets `NonExistentQueue` / `NotFound`, so each target must be called through a client of its region.
-    pub fn region(&self) -> Option<&str> {
-        let region = match self {
-            Destination::Sns { topic_arn, .. } => topic_arn.split(':').nth(3)?,
-            Destination::Sqs { queue_url, .. } => {
-                let host = queue_url.split_once("://")?.1.split('/').next()?;
-                let rest = host.strip_prefix("sqs.")?;
-                let (region, domain) = rest.split_once('.')?;
-                if !matches!(domain, "amazonaws.com" | "amazonaws.com.cn") {
-                    return None;
-                }
-                region
-            }
-        };
-        (!region.is_empty()).then_some(region)
-    }
-
-    /// The queue URL or topic ARN, for logs and errors.
-    pub fn address(&self) -> &str {
-        match self {
-            Destination::Sqs { queue_url, .. } => queue_url,
-            Destination::Sns { topic_arn, .. } => topic_arn,
-        }
-    }
-}
-
-impl fmt::Display for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.address())
-    }
-}
-
 /// Why the configuration was rejected; the message names the variable, the bad value and what is
 /// expected, so the Lambda init error alone tells the operator what to fix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -171,10 +98,6 @@ pub enum ConfigError {
         reason: String,
     },
 }
-
-const TARGETS_EXPECTED: &str = "a comma-separated list of SQS queue URLs (https://sqs.<region>.amazonaws.com/<account>/<name>), \
-     SQS queue ARNs (arn:aws:sqs:<region>:<account>:<name>) or SNS topic ARNs (arn:aws:sns:<region>:<account>:<name>), \
-     each optionally followed by ?prefix=…&suffix=…&events=…";
 
 impl RelayConfig {
     /// Reads the configuration through `lookup` (the process environment in Lambda, a map in tests).
@@ -282,294 +205,11 @@ fn targets_from(
     }
 }
 
-/// Parses the value of `RELAY_TARGETS`: entries separated by the commas that start a new target
-/// (commas inside an `events=` filter stay). An empty entry (`a,,b`, a trailing comma) is refused.
-pub fn parse_targets(raw: &str) -> Result<Vec<Target>, ConfigError> {
-    let mut entries = Vec::new();
-    for (position, item) in split_targets(raw).into_iter().enumerate() {
-        if item.is_empty() {
-            return Err(invalid(
-                RELAY_TARGETS,
-                raw,
-                format!(
-                    "entry {} is empty (two commas in a row, or a comma at an end): remove it",
-                    position + 1
-                ),
-            ));
-        }
-        entries.push(parse_target(RELAY_TARGETS, item, item)?);
-    }
-    merged(entries).ok_or_else(|| {
-        invalid(
-            RELAY_TARGETS,
-            raw,
-            format!("no target given: expected {TARGETS_EXPECTED}"),
-        )
-    })
-}
-
-/// Parses a `RELAY_TARGETS_FILE`: one target per line, blank lines and lines starting with `#`
-/// ignored; a line's commas belong to its `events=` filter. Errors name the line.
-pub fn parse_target_file(text: &str) -> Result<Vec<Target>, ConfigError> {
-    let mut entries = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let item = line.trim();
-        if item.is_empty() || item.starts_with('#') {
-            continue;
-        }
-        let at = format!("line {}: {item}", number + 1);
-        entries.push(parse_target(RELAY_TARGETS_FILE, item, &at)?);
-    }
-    merged(entries).ok_or_else(|| {
-        invalid(
-            RELAY_TARGETS_FILE,
-            text.trim(),
-            format!("no target given: expected one target per line, {TARGETS_EXPECTED}"),
-        )
-    })
-}
-
-/// Entries naming the same destination become one target with all their filters, in the order
-/// the destination first appears; `None` when there is none.
-fn merged(entries: Vec<Target>) -> Option<Vec<Target>> {
-    let mut targets: Vec<Target> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match targets.iter_mut().find(|t| t.destination == entry.destination) {
-            Some(target) => {
-                target.filters.extend(entry.filters);
-                let new: Vec<EventAttribute> = entry
-                    .attributes
-                    .into_iter()
-                    .filter(|a| !target.attributes.contains(a))
-                    .collect();
-                target.attributes.extend(new);
-            }
-            None => targets.push(entry),
-        }
-    }
-    (!targets.is_empty()).then_some(targets)
-}
-
-/// Splits on the commas that begin a new target (or an empty entry), keeping commas inside an
-/// `events=` filter. Entries come back trimmed; an empty one is an extra comma.
-fn split_targets(raw: &str) -> Vec<&str> {
-    let mut starts = vec![0];
-    for (i, _) in raw.match_indices(',') {
-        let rest = raw.get(i + 1..).unwrap_or_default().trim_start();
-        let new_entry = rest.is_empty() || rest.starts_with(',');
-        if new_entry || ["http://", "https://", "arn:"].iter().any(|p| rest.starts_with(p)) {
-            starts.push(i + 1);
-        }
-    }
-    starts.push(raw.len() + 1);
-    let entries: Vec<&str> = starts
-        .windows(2)
-        .map(|w| raw.get(w[0]..w[1] - 1).unwrap_or_default().trim())
-        .collect();
-    // A value that is empty or blank is "no target", not "an empty entry".
-    if entries.len() == 1 && entries.first().is_some_and(|e| e.is_empty()) {
-        return Vec::new();
-    }
-    entries
-}
-
-/// Why one entry is wrong, as the `reason` of a [`ConfigError::Invalid`].
-fn reason(text: impl Into<String>) -> String {
-    text.into()
-}
-
-fn invalid(variable: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        variable,
-        value: value.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-/// One entry: a destination and its filter. Errors name `variable` and show `shown` as the value.
-fn parse_target(variable: &'static str, item: &str, shown: &str) -> Result<Target, ConfigError> {
-    let (address, query) = match item.split_once('?') {
-        Some((a, q)) => (a, Some(q)),
-        None => (item, None),
-    };
-    let fail = |reason: String| invalid(variable, shown, reason);
-    let destination = parse_destination(address).map_err(&fail)?;
-    let query = query.map(parse_query).transpose().map_err(&fail)?.unwrap_or_default();
-    if !query.attributes.is_empty() && !matches!(destination, Destination::Sns { .. }) {
-        return Err(fail(reason(
-            "attributes= applies to SNS topics (subscription filter policies), not to queues",
-        )));
-    }
-    Ok(Target {
-        destination,
-        filters: vec![query.filter],
-        attributes: query.attributes,
-    })
-}
-
-/// A queue URL, queue ARN or topic ARN; `Err` says what is wrong with it.
-fn parse_destination(address: &str) -> Result<Destination, String> {
-    if let Some(rest) = address.strip_prefix("arn:") {
-        let parts: Vec<&str> = rest.split(':').collect();
-        let [partition, service, region, account, name] = parts.as_slice() else {
-            return Err(reason(
-                "an ARN must have the form arn:<partition>:<sqs|sns>:<region>:<account>:<name>",
-            ));
-        };
-        if !matches!(*service, "sqs" | "sns") {
-            return Err(reason(format!(
-                "service {service:?} is not a target: expected an sqs queue or sns topic ARN"
-            )));
-        }
-        check_account(account)?;
-        check_name(name)?;
-        if region.is_empty() || partition.is_empty() {
-            return Err(reason("the ARN has an empty partition or region"));
-        }
-        let fifo = name.ends_with(".fifo");
-        return Ok(if *service == "sqs" {
-            Destination::Sqs {
-                queue_url: format!("https://sqs.{region}.{}/{account}/{name}", dns_suffix(partition)),
-                fifo,
-            }
-        } else {
-            Destination::Sns {
-                topic_arn: address.to_owned(),
-                fifo,
-            }
-        });
-    }
-    let Some(after_scheme) = address
-        .strip_prefix("https://")
-        .or_else(|| address.strip_prefix("http://"))
-    else {
-        return Err(reason(format!("not a queue URL or ARN: expected {TARGETS_EXPECTED}")));
-    };
-    let segments: Vec<&str> = after_scheme.split('/').collect();
-    let [host, account, name] = segments.as_slice() else {
-        return Err(reason(
-            "a queue URL must have the form http(s)://host[:port]/<account>/<name>",
-        ));
-    };
-    if host.is_empty() {
-        return Err(reason("the queue URL has no host"));
-    }
-    check_account(account)?;
-    check_name(name)?;
-    Ok(Destination::Sqs {
-        queue_url: address.to_owned(),
-        fifo: name.ends_with(".fifo"),
-    })
-}
-
-/// The DNS suffix of the partition, for building queue URLs from ARNs.
-fn dns_suffix(partition: &str) -> &'static str {
-    match partition {
-        "aws-cn" => "amazonaws.com.cn",
-        _ => "amazonaws.com",
-    }
-}
-
-fn check_account(account: &str) -> Result<(), String> {
-    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(reason(format!("account {account:?} is not a 12-digit AWS account id")))
-    }
-}
-
-/// Queue and topic names: 1 to 80 characters of alphanumerics, hyphens and underscores, plus the
-/// `.fifo` suffix for FIFO ones (SQS `CreateQueue` and SNS `CreateTopic` naming rules).
-fn check_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 80
-        && name
-            .strip_suffix(".fifo")
-            .unwrap_or(name)
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(reason(format!(
-            "name {name:?} is not a queue or topic name (1-80 of A-Z a-z 0-9 - _, optional .fifo)"
-        )))
-    }
-}
-
-/// What the query string of one entry asks for: the filter (`prefix`, `suffix`, `events`) and, for
-/// SNS topics, event fields to add as message attributes (`attributes`).
-#[derive(Default)]
-struct Query {
-    filter: Filter,
-    attributes: Vec<EventAttribute>,
-}
-
-/// Parses `prefix=…&suffix=…&events=…&attributes=…`; `Err` says what is wrong with it.
-fn parse_query(query: &str) -> Result<Query, String> {
-    let mut parsed = Query::default();
-    let filter = &mut parsed.filter;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(reason(format!(
-                "option {pair:?} has no '=': expected prefix=, suffix=, events= or attributes="
-            )));
-        };
-        match key {
-            "prefix" if filter.prefix.is_none() => filter.prefix = Some(value.to_owned()),
-            "suffix" if filter.suffix.is_none() => filter.suffix = Some(value.to_owned()),
-            "events" if filter.events.is_empty() => filter.events = parse_events(value)?,
-            "attributes" if parsed.attributes.is_empty() => parsed.attributes = parse_attributes(value)?,
-            "prefix" | "suffix" | "events" | "attributes" => {
-                return Err(reason(format!("option {key:?} is given twice")));
-            }
-            other => {
-                return Err(reason(format!(
-                    "unknown option {other:?}: expected prefix, suffix, events or attributes"
-                )));
-            }
-        }
-    }
-    Ok(parsed)
-}
-
-fn parse_events(value: &str) -> Result<Vec<EventPattern>, String> {
-    value
-        .split(',')
-        .map(|pattern| {
-            EventPattern::parse(pattern.trim()).ok_or_else(|| {
-                reason(format!(
-                    "event pattern {pattern:?} is not an S3 event type such as ObjectCreated:*, \
-                     ObjectRemoved:Delete or IntelligentTiering (s3: prefix optional)"
-                ))
-            })
-        })
-        .collect()
-}
-
-/// `attributes=bucket,key,eventName,size` (any subset, each once).
-fn parse_attributes(value: &str) -> Result<Vec<EventAttribute>, String> {
-    let mut attributes = Vec::new();
-    for name in value.split(',').map(str::trim) {
-        let attribute = EventAttribute::ALL
-            .into_iter()
-            .find(|a| a.name() == name)
-            .ok_or_else(|| {
-                reason(format!(
-                    "unknown attribute {name:?}: expected some of bucket, key, eventName, size"
-                ))
-            })?;
-        if attributes.contains(&attribute) {
-            return Err(reason(format!("attribute {name:?} is given twice")));
-        }
-        attributes.push(attribute);
-    }
-    Ok(attributes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::EventAttribute;
+    use crate::route::Filter;
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<RelayConfig, ConfigError> {
@@ -847,6 +487,64 @@ mod tests {
                 "unknown attribute \"colour\"",
             ),
             ("arn:aws:sns:us-east-1:123456789012:t?attributes=key,key", "given twice"),
+        ] {
+            let err = config(&[(RELAY_TARGETS, value)]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn event_buses_and_state_machines_are_targets() {
+        let c = config(&[(
+            RELAY_TARGETS,
+            "arn:aws:events:eu-west-1:123456789012:event-bus/uploads?source=com.example.uploads,\
+             arn:aws:states:us-east-1:123456789012:stateMachine:Thumbnails,\
+             arn:aws:events:us-east-1:123456789012:event-bus/default",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.targets[0].destination,
+            Destination::EventBus {
+                bus_arn: "arn:aws:events:eu-west-1:123456789012:event-bus/uploads".into(),
+                source: "com.example.uploads".into()
+            }
+        );
+        assert_eq!(c.targets[0].destination.region(), Some("eu-west-1"));
+        assert_eq!(
+            c.targets[1].destination,
+            Destination::StateMachine {
+                state_machine_arn: "arn:aws:states:us-east-1:123456789012:stateMachine:Thumbnails".into()
+            }
+        );
+        assert!(
+            matches!(&c.targets[2].destination, Destination::EventBus { source, .. } if source == DEFAULT_EVENT_SOURCE)
+        );
+    }
+
+    #[test]
+    fn reserved_sources_and_misplaced_options_are_refused() {
+        for (value, needle) in [
+            (
+                "arn:aws:events:us-east-1:123456789012:event-bus/b?source=aws.s3",
+                "reserved for AWS services",
+            ),
+            (
+                "arn:aws:sqs:us-east-1:123456789012:q?source=mine",
+                "applies to event bus targets only",
+            ),
+            ("arn:aws:events:us-east-1:123456789012:rule/r", "must name an event bus"),
+            (
+                "arn:aws:states:us-east-1:123456789012:execution:m:x",
+                "must name a state machine",
+            ),
+            (
+                "arn:aws:states:us-east-1:123456789012:stateMachine:bad name",
+                "is not valid",
+            ),
+            (
+                "arn:aws:events:us-east-1:123456789012:event-bus/b?attributes=key",
+                "applies to SNS topics",
+            ),
         ] {
             let err = config(&[(RELAY_TARGETS, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{value}: {err}");

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::bus::BusEntryError;
 use crate::inbound::DecodeError;
 
 /// Why one message (a record for one target), or a whole retry unit, was not delivered.
@@ -42,6 +43,9 @@ pub enum Reason {
     /// The input could not be decoded.
     #[error("{0}")]
     BadInput(DecodeError),
+    /// The record cannot be an entry on an event bus.
+    #[error("not published to the event bus: {0}")]
+    NotABusEntry(BusEntryError),
 }
 
 impl Reason {

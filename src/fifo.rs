@@ -47,6 +47,13 @@ pub fn group_id(bucket: &str, key: &str) -> String {
     id
 }
 
+/// The Step Functions execution name of one S3 event: its deduplication id (64 hex characters,
+/// within the 80 an execution name may have), so a redelivered record names the same execution
+/// and a Standard workflow does not start it twice.
+pub fn execution_name(n: &Notification) -> String {
+    deduplication_id(n)
+}
+
 /// The deduplication id of one S3 event: SHA-256 over its identifying fields, each length-prefixed so
 /// no two different field lists hash the same input.
 pub fn deduplication_id(n: &Notification) -> String {
@@ -82,6 +89,7 @@ mod tests {
             request_id: Some("C3D13FE58DE4C810".into()),
             size: None,
             body: String::new(),
+            origin: crate::message::Origin::S3Record,
         }
     }
 

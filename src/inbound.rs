@@ -33,7 +33,7 @@ mod eventbridge;
 mod s3;
 mod sqs_stream;
 
-pub use eventbridge::eventbridge_event_name;
+pub use eventbridge::{eventbridge_detail_for, eventbridge_event_name};
 pub use s3::{S3_EVENT_SOURCES, is_s3_source};
 
 /// Where the invocation came from; decides how failures are reported.

@@ -28,6 +28,21 @@ pub const SQS_MAX_BATCH_BYTES: usize = 1_048_576;
 /// message plus message attributes.
 pub const SNS_MAX_BATCH_BYTES: usize = 262_144;
 
+/// EventBridge: the entries of one `PutEvents` call may hold less than 256 KiB together, counting
+/// each entry's `Source`, `DetailType`, `Detail` and `Resources` ("Calculating PutEvents event
+/// entry size", EventBridge user guide). `TraceHeader` does not count.
+pub const EVENTBRIDGE_MAX_BATCH_BYTES: usize = 262_143;
+
+/// EventBridge: a `DetailType` longer than this is accepted by `PutEvents` and then dropped,
+/// so the relay refuses such an entry itself.
+pub const MAX_DETAIL_TYPE_CHARS: usize = 128;
+
+/// Step Functions: an execution's input may hold at most 256 KiB (262,144 bytes) of UTF-8.
+pub const STEP_FUNCTIONS_MAX_INPUT_BYTES: usize = 262_144;
+
+/// Step Functions: an execution name is 1 to 80 characters.
+pub const MAX_EXECUTION_NAME_CHARS: usize = 80;
+
 /// FIFO `MessageGroupId` and `MessageDeduplicationId`: at most 128 characters of alphanumerics and
 /// punctuation (``!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~``).
 pub const MAX_FIFO_ID_CHARS: usize = 128;
@@ -56,6 +71,17 @@ pub struct Notification {
     pub size: Option<u64>,
     /// The message body to publish: `{"Records":[<record as received>]}`, or the EventBridge event.
     pub body: String,
+    /// What the body is.
+    pub origin: Origin,
+}
+
+/// Where a notification came from, which decides what its body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An S3 record: the body is `{"Records":[<record>]}`.
+    S3Record,
+    /// An S3 event delivered through EventBridge: the body is the event.
+    EventBridge,
 }
 
 /// One message for one target.
@@ -73,6 +99,11 @@ pub struct Message {
     pub fifo: Option<FifoIds>,
     /// Event fields the target asked for as message attributes (SNS subscription filter policies).
     pub attributes: Vec<MessageAttribute>,
+    /// For event bus targets: the `DetailType` and `Detail` of the entry.
+    pub bus_entry: Option<BusEntry>,
+    /// For state machine targets: the execution name, derived from the event so a redelivered
+    /// record starts no second execution of a Standard workflow.
+    pub execution_name: Option<String>,
     /// Bytes the message counts toward the service's size limit (body plus message attributes).
     pub size: usize,
 }
@@ -86,7 +117,21 @@ pub struct FifoIds {
     pub deduplication_id: String,
 }
 
-/// One `SendMessageBatch` or `PublishBatch` call.
+/// The ARN of a bucket: the `Resources` of its events on a bus.
+pub fn bucket_arn(bucket: &str) -> String {
+    format!("arn:aws:s3:::{bucket}")
+}
+
+/// What an S3 event is on an event bus: the entry's `DetailType` and `Detail` (JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusEntry {
+    /// `Object Created`, `Object Deleted`, … as S3 names its own EventBridge events.
+    pub detail_type: String,
+    /// The detail object, with the field names of S3's own EventBridge events.
+    pub detail: String,
+}
+
+/// One `SendMessageBatch`, `PublishBatch` or `PutEvents` call, or one `StartExecution`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     /// Index of the target in the configuration.

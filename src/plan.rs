@@ -10,24 +10,27 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::bus;
 use crate::config::{Destination, Target};
+use crate::failure::Reason;
 use crate::fifo;
 use crate::message::{
-    Batch, FifoIds, MAX_BATCH_ENTRIES, Message, MessageAttribute, Notification, SNS_MAX_BATCH_BYTES,
-    SQS_MAX_BATCH_BYTES, STRING_DATA_TYPE, TRACEPARENT,
+    Batch, EVENTBRIDGE_MAX_BATCH_BYTES, FifoIds, MAX_BATCH_ENTRIES, Message, MessageAttribute, Notification,
+    SNS_MAX_BATCH_BYTES, SQS_MAX_BATCH_BYTES, STEP_FUNCTIONS_MAX_INPUT_BYTES, STRING_DATA_TYPE, TRACEPARENT,
+    bucket_arn,
 };
 use crate::route::route;
 use crate::trace::TraceHeader;
 
-/// A message that cannot be sent because it exceeds its target's size limit.
+/// A message its target cannot take: too large, or not an entry the target accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Oversized {
+pub struct Refused {
     /// The message.
     pub message: Message,
     /// Index of the target.
     pub target: usize,
-    /// The target's limit in bytes.
-    pub limit: usize,
+    /// Why.
+    pub reason: Reason,
 }
 
 /// Everything one invocation will publish.
@@ -35,8 +38,8 @@ pub struct Oversized {
 pub struct Plan {
     /// Batches per target index, in the order they must be sent for FIFO targets.
     pub batches: Vec<Vec<Batch>>,
-    /// Messages that exceed their target's limit.
-    pub oversized: Vec<Oversized>,
+    /// Messages their target cannot take (too large, not a valid bus entry), failed before sending.
+    pub refused: Vec<Refused>,
     /// Records that matched no target.
     pub filtered_out: usize,
 }
@@ -78,10 +81,30 @@ pub struct Outgoing<'a> {
     pub trace: Option<&'a TraceHeader>,
 }
 
+/// One target's messages while the plan is built: those it can take, and those it cannot.
+#[derive(Default)]
+struct Share {
+    fits: Vec<Message>,
+    refused: Vec<(Message, Reason)>,
+}
+
+impl Share {
+    /// Keeps `m`, or sets it aside with the reason its target cannot take it.
+    fn take(&mut self, m: Message, refusal: Option<Reason>, limit: usize) {
+        match refusal {
+            Some(reason) => self.refused.push((m, reason)),
+            None if m.size > limit => {
+                let size = m.size;
+                self.refused.push((m, Reason::TooLarge { size, limit }));
+            }
+            None => self.fits.push(m),
+        }
+    }
+}
+
 /// Routes every record and batches the messages per target.
 pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'a>>) -> Plan {
-    // Per target: the messages that fit its limit, and those that do not.
-    let mut per_target: Vec<(Vec<Message>, Vec<Message>)> = targets.iter().map(|_| Default::default()).collect();
+    let mut shares: Vec<Share> = targets.iter().map(|_| Share::default()).collect();
     let mut filtered_out = 0;
     for record in records {
         let n = record.notification;
@@ -90,13 +113,9 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         let mut routed = false;
         for t in route(targets.iter().map(|t| t.filters.as_slice()), &n.key, &n.event_name) {
             routed = true;
-            if let (Some((fits, too_big)), Some(target)) = (per_target.get_mut(t), targets.get(t)) {
-                let m = message(record.unit, n, record.trace, traceparent.clone(), target);
-                if m.size <= max_batch_bytes(&target.destination) {
-                    fits.push(m);
-                } else {
-                    too_big.push(m);
-                }
+            if let (Some(share), Some(target)) = (shares.get_mut(t), targets.get(t)) {
+                let (m, refusal) = message(record.unit, n, record.trace, traceparent.clone(), target);
+                share.take(m, refusal, max_batch_bytes(&target.destination));
             }
         }
         if !routed {
@@ -108,52 +127,81 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         filtered_out,
         ..Plan::default()
     };
-    for (index, (target, (fits, too_big))) in targets.iter().zip(per_target).enumerate() {
-        let limit = max_batch_bytes(&target.destination);
-        plan.oversized.extend(too_big.into_iter().map(|message| Oversized {
-            message,
-            target: index,
-            limit,
-        }));
-        let batches = match &target.destination {
-            Destination::Sqs { .. } => chunk(index, None, fits, limit),
-            Destination::Sns { fifo: false, .. } => group_by_trace(fits)
-                .into_iter()
-                .flat_map(|(trace, group)| chunk(index, trace, group, limit))
-                .collect(),
-            Destination::Sns { fifo: true, .. } => consecutive_runs(fits)
-                .into_iter()
-                .flat_map(|(trace, run)| chunk(index, trace, run, limit))
-                .collect(),
-        };
-        plan.batches.push(batches);
+    for (index, (target, share)) in targets.iter().zip(shares).enumerate() {
+        plan.refused
+            .extend(share.refused.into_iter().map(|(message, reason)| Refused {
+                message,
+                target: index,
+                reason,
+            }));
+        plan.batches.push(batches(index, &target.destination, share.fits));
     }
     plan
 }
 
-/// The byte limit of one message and one batch call at a destination.
+/// One target's messages in batches: SNS grouped by trace context (runs of one, on FIFO topics),
+/// everything else in order; each batch within the destination's entry and byte limits.
+fn batches(index: usize, destination: &Destination, messages: Vec<Message>) -> Vec<Batch> {
+    let limits = (max_entries(destination), max_batch_bytes(destination));
+    let grouped = match destination {
+        Destination::Sns { fifo: false, .. } => group_by_trace(messages),
+        Destination::Sns { fifo: true, .. } => consecutive_runs(messages),
+        _ => vec![(None, messages)],
+    };
+    grouped
+        .into_iter()
+        .flat_map(|(trace, group)| chunk(index, trace, group, limits))
+        .collect()
+}
+
+/// The byte limit of one message and one call at a destination.
 pub fn max_batch_bytes(destination: &Destination) -> usize {
     match destination {
         Destination::Sqs { .. } => SQS_MAX_BATCH_BYTES,
         Destination::Sns { .. } => SNS_MAX_BATCH_BYTES,
+        Destination::EventBus { .. } => EVENTBRIDGE_MAX_BATCH_BYTES,
+        Destination::StateMachine { .. } => STEP_FUNCTIONS_MAX_INPUT_BYTES,
     }
 }
 
-/// The message of one record for one target. Its size counts what the service counts: the body
-/// and every message attribute (name, data type, value); `AWSTraceHeader` does not count.
+/// How many messages one call to a destination takes: `StartExecution` has no batch form.
+pub fn max_entries(destination: &Destination) -> usize {
+    match destination {
+        Destination::StateMachine { .. } => 1,
+        _ => MAX_BATCH_ENTRIES,
+    }
+}
+
+/// The message of one record for one target, and why the target cannot take it, if so. Its size
+/// counts what the service counts: the body (a bus entry's source, detail-type, detail and
+/// resource) and every message attribute (name, data type, value); `AWSTraceHeader` does not count.
 fn message(
     unit: usize,
     n: &Arc<Notification>,
     trace: Option<&TraceHeader>,
     traceparent: Option<String>,
     target: &Target,
-) -> Message {
+) -> (Message, Option<Reason>) {
     let attributes: Vec<MessageAttribute> = target.attributes.iter().filter_map(|a| a.of(n)).collect();
     let attribute_bytes = traceparent
         .as_ref()
         .map_or(0, |tp| TRACEPARENT.len() + STRING_DATA_TYPE.len() + tp.len())
         + attributes.iter().map(MessageAttribute::size).sum::<usize>();
-    Message {
+    let mut refusal = None;
+    let (bus_entry, body_bytes) = match &target.destination {
+        Destination::EventBus { source, .. } => match bus::entry(n) {
+            Ok(e) => {
+                let bytes = source.len() + e.detail_type.len() + e.detail.len() + bucket_arn(&n.bucket).len();
+                (Some(e), bytes)
+            }
+            Err(e) => {
+                refusal = Some(Reason::NotABusEntry(e));
+                (None, n.body.len())
+            }
+        },
+        _ => (None, n.body.len()),
+    };
+    let message = Message {
         unit,
         notification: Arc::clone(n),
         trace: trace.cloned(),
@@ -163,20 +211,28 @@ fn message(
             deduplication_id: fifo::deduplication_id(n),
         }),
         attributes,
-        size: n.body.len() + attribute_bytes,
-    }
+        bus_entry,
+        execution_name: matches!(target.destination, Destination::StateMachine { .. }).then(|| fifo::execution_name(n)),
+        size: body_bytes + attribute_bytes,
+    };
+    (message, refusal)
 }
 
 /// Splits messages, in order, into batches of at most 10 entries and `limit` bytes. On FIFO
 /// targets a batch holds at most one event per object (message group): if one entry failed while a
 /// later event of the same object in the same call was accepted, resending it would reorder them.
-fn chunk(target: usize, request_trace: Option<TraceHeader>, messages: Vec<Message>, limit: usize) -> Vec<Batch> {
+fn chunk(
+    target: usize,
+    request_trace: Option<TraceHeader>,
+    messages: Vec<Message>,
+    (max_entries, limit): (usize, usize),
+) -> Vec<Batch> {
     let mut batches: Vec<Batch> = Vec::with_capacity(messages.len().div_ceil(MAX_BATCH_ENTRIES));
     let mut bytes = 0;
     for m in messages {
         let full = batches
             .last()
-            .is_none_or(|b| b.messages.len() >= MAX_BATCH_ENTRIES || bytes + m.size > limit || same_group_in(b, &m));
+            .is_none_or(|b| b.messages.len() >= max_entries || bytes + m.size > limit || same_group_in(b, &m));
         if full {
             batches.push(Batch {
                 target,
@@ -265,6 +321,7 @@ mod tests {
             request_id: None,
             size: Some(body_len as u64),
             body: "x".repeat(body_len),
+            origin: crate::message::Origin::S3Record,
         })
     }
 
@@ -361,8 +418,15 @@ mod tests {
             "arn:aws:sns:us-east-1:123456789012:t,arn:aws:sqs:us-east-1:123456789012:q",
             &records,
         );
-        assert_eq!(p.oversized.len(), 1);
-        assert_eq!((p.oversized[0].target, p.oversized[0].message.unit), (0, 0));
+        assert_eq!(p.refused.len(), 1);
+        assert_eq!((p.refused[0].target, p.refused[0].message.unit), (0, 0));
+        assert!(matches!(
+            p.refused[0].reason,
+            Reason::TooLarge {
+                size: 300_000,
+                limit: 262_144
+            }
+        ));
         assert_eq!(sizes(&p.batches[0]), vec![1]);
         assert_eq!(sizes(&p.batches[1]), vec![2]);
     }

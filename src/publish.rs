@@ -1,8 +1,9 @@
 //! Publishing: the only module that touches the network (CONTRACT §4).
 //!
 //! [`Publisher`] is the port the relay core calls; [`AwsPublisher`] is the adapter over
-//! `aws-sdk-sqs` and `aws-sdk-sns`. Every entry's outcome is read from the batch response, because an
-//! HTTP 200 can still carry `Failed` entries.
+//! `aws-sdk-sqs`, `aws-sdk-sns`, `aws-sdk-eventbridge` (`publish/eventbridge.rs`) and `aws-sdk-sfn`
+//! (`publish/stepfunctions.rs`). Every entry's outcome is read from the response, because an
+//! HTTP 200 can still carry failed entries.
 //!
 //! Trace carriers on the wire:
 //! - SQS: each entry carries the `AWSTraceHeader` message system attribute (its own context), so
@@ -11,6 +12,9 @@
 //!   the attribute.
 //! - SNS: the only carrier is the request's `X-Amzn-Trace-Id` header, so each `PublishBatch` call
 //!   sets (replaces) it to its group's canonical header, or removes it when the group has none.
+//! - EventBridge: each `PutEvents` entry carries its own `TraceHeader`; Step Functions: each
+//!   `StartExecution` its `traceHeader`. The request header is removed for both (for Step Functions it
+//!   would win over the parameter).
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,6 +35,9 @@ use crate::config::Destination;
 use crate::failure::{CallError, Reason};
 use crate::message::{Batch, STRING_DATA_TYPE, TRACE_HTTP_HEADER, TRACEPARENT};
 use crate::retry::{RetryClassifier, classify};
+
+mod eventbridge;
+mod stepfunctions;
 
 /// What happened to one entry of a batch call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,54 +108,92 @@ pub async fn load_sdk_config(attempt_timeout: Duration) -> aws_config::SdkConfig
 /// The adapter over the AWS SDK clients, built once at init and shared by every invocation.
 #[derive(Debug, Clone)]
 pub struct AwsPublisher {
-    sqs: aws_sdk_sqs::Client,
-    sns: aws_sdk_sns::Client,
-    /// Clients for targets outside the function's region, one pair per region (few; searched).
-    regional: Vec<RegionalClients>,
+    home: Clients,
+    /// Clients for targets outside the function's region, one set per region (few; searched).
+    regional: Vec<(String, Clients)>,
+    /// Event buses known to exist (`PutEvents` to a missing bus succeeds and loses the events).
+    known_buses: eventbridge::KnownBuses,
 }
 
+/// One region's clients.
 #[derive(Debug, Clone)]
-struct RegionalClients {
-    region: String,
+struct Clients {
     sqs: aws_sdk_sqs::Client,
     sns: aws_sdk_sns::Client,
+    events: aws_sdk_eventbridge::Client,
+    sfn: aws_sdk_sfn::Client,
+}
+
+impl Clients {
+    /// Clients from the shared configuration, in `region` when given, classifying errors with
+    /// [`crate::retry`] so every transient code is retried.
+    fn new(sdk_config: &aws_config::SdkConfig, region: Option<aws_config::Region>) -> Self {
+        let region = region.or_else(|| sdk_config.region().cloned());
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk_config)
+            .region(region.clone())
+            .retry_classifier(RetryClassifier::<SendMessageBatchError>::new())
+            .build();
+        let sns = aws_sdk_sns::config::Builder::from(sdk_config)
+            .region(region.clone())
+            .retry_classifier(RetryClassifier::<PublishBatchError>::new())
+            .build();
+        let events = aws_sdk_eventbridge::config::Builder::from(sdk_config)
+            .region(region.clone())
+            .retry_classifier(RetryClassifier::<
+                aws_sdk_eventbridge::operation::put_events::PutEventsError,
+            >::new())
+            .retry_classifier(RetryClassifier::<
+                aws_sdk_eventbridge::operation::describe_event_bus::DescribeEventBusError,
+            >::new())
+            .build();
+        let sfn = aws_sdk_sfn::config::Builder::from(sdk_config)
+            .region(region)
+            .retry_classifier(RetryClassifier::<
+                aws_sdk_sfn::operation::start_execution::StartExecutionError,
+            >::new())
+            .build();
+        Clients {
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            sns: aws_sdk_sns::Client::from_conf(sns),
+            events: aws_sdk_eventbridge::Client::from_conf(events),
+            sfn: aws_sdk_sfn::Client::from_conf(sfn),
+        }
+    }
 }
 
 impl AwsPublisher {
-    /// Builds the clients from one loaded SDK configuration: a pair for the function's region and
-    /// one more pair per other region a destination lives in ([`Destination::region`]), sharing
-    /// the configuration's credentials, HTTP client, retry and timeout settings. Each client
-    /// classifies error responses with [`crate::retry`], so every transient code is retried.
+    /// Builds the clients from one loaded SDK configuration: a set for the function's region and
+    /// one more set per other region a destination lives in ([`Destination::region`]), sharing
+    /// the configuration's credentials, HTTP client, retry and timeout settings.
     pub fn new<'a>(
         sdk_config: &aws_config::SdkConfig,
         destinations: impl IntoIterator<Item = &'a Destination>,
     ) -> Self {
         let home = sdk_config.region().map(|r| r.as_ref());
-        let mut regional: Vec<RegionalClients> = Vec::new();
+        let mut regional: Vec<(String, Clients)> = Vec::new();
         for region in destinations.into_iter().filter_map(Destination::region) {
-            if Some(region) == home || regional.iter().any(|c| c.region == region) {
+            if Some(region) == home || regional.iter().any(|(r, _)| r == region) {
                 continue;
             }
             let pinned = aws_config::Region::new(region.to_owned());
-            regional.push(RegionalClients {
-                region: region.to_owned(),
-                sqs: sqs_client(sdk_config, Some(pinned.clone())),
-                sns: sns_client(sdk_config, Some(pinned)),
-            });
+            regional.push((region.to_owned(), Clients::new(sdk_config, Some(pinned))));
         }
         AwsPublisher {
-            sqs: sqs_client(sdk_config, None),
-            sns: sns_client(sdk_config, None),
+            home: Clients::new(sdk_config, None),
             regional,
+            known_buses: eventbridge::KnownBuses::default(),
         }
     }
 
-    fn regional(&self, destination: &Destination) -> Option<&RegionalClients> {
+    /// The clients of `destination`'s region.
+    fn clients(&self, destination: &Destination) -> &Clients {
         if self.regional.is_empty() {
-            return None; // the usual single-region function: no address to read per call
+            return &self.home; // the usual single-region function: no address to read per call
         }
-        let region = destination.region()?;
-        self.regional.iter().find(|c| c.region == region)
+        destination
+            .region()
+            .and_then(|region| self.regional.iter().find(|(r, _)| r == region))
+            .map_or(&self.home, |(_, clients)| clients)
     }
 
     async fn send_sqs(
@@ -261,34 +306,22 @@ impl AwsPublisher {
     }
 }
 
-/// An SQS client from the shared configuration, in `region` when given, classifying errors itself.
-fn sqs_client(sdk_config: &aws_config::SdkConfig, region: Option<aws_config::Region>) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::config::Builder::from(sdk_config)
-        .region(region.or_else(|| sdk_config.region().cloned()))
-        .retry_classifier(RetryClassifier::<SendMessageBatchError>::new())
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
-
-/// An SNS client from the shared configuration, in `region` when given, classifying errors itself.
-fn sns_client(sdk_config: &aws_config::SdkConfig, region: Option<aws_config::Region>) -> aws_sdk_sns::Client {
-    let config = aws_sdk_sns::config::Builder::from(sdk_config)
-        .region(region.or_else(|| sdk_config.region().cloned()))
-        .retry_classifier(RetryClassifier::<PublishBatchError>::new())
-        .build();
-    aws_sdk_sns::Client::from_conf(config)
-}
-
 impl Publisher for AwsPublisher {
     async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
+        let clients = self.clients(destination);
         match destination {
-            Destination::Sqs { queue_url, fifo } => {
-                let client = self.regional(destination).map_or(&self.sqs, |c| &c.sqs);
-                Self::send_sqs(client, queue_url, *fifo, batch).await
+            Destination::Sqs { queue_url, fifo } => Self::send_sqs(&clients.sqs, queue_url, *fifo, batch).await,
+            Destination::Sns { topic_arn, fifo } => Self::send_sns(&clients.sns, topic_arn, *fifo, batch).await,
+            Destination::EventBus { bus_arn, source } => {
+                let bus = eventbridge::Bus {
+                    arn: bus_arn,
+                    source,
+                    known: &self.known_buses,
+                };
+                eventbridge::put_events(&clients.events, bus, batch).await
             }
-            Destination::Sns { topic_arn, fifo } => {
-                let client = self.regional(destination).map_or(&self.sns, |c| &c.sns);
-                Self::send_sns(client, topic_arn, *fifo, batch).await
+            Destination::StateMachine { state_machine_arn } => {
+                stepfunctions::start_execution(&clients.sfn, state_machine_arn, batch).await
             }
         }
     }
@@ -298,6 +331,20 @@ impl Publisher for AwsPublisher {
 pub const SEND_MESSAGE_BATCH: &str = "SendMessageBatch";
 /// The SNS operation the relay publishes with.
 pub const PUBLISH_BATCH: &str = "PublishBatch";
+/// The EventBridge operation the relay publishes with.
+pub const PUT_EVENTS: &str = "PutEvents";
+/// The Step Functions operation the relay starts executions with.
+pub const START_EXECUTION: &str = "StartExecution";
+
+/// The operation one call to `destination` makes.
+pub fn operation(destination: &Destination) -> &'static str {
+    match destination {
+        Destination::Sqs { .. } => SEND_MESSAGE_BATCH,
+        Destination::Sns { .. } => PUBLISH_BATCH,
+        Destination::EventBus { .. } => PUT_EVENTS,
+        Destination::StateMachine { .. } => START_EXECUTION,
+    }
+}
 
 /// Maps a batch response to one outcome per entry (entry ids are positions). An entry the response
 /// names neither as successful nor as failed is reported failed: nothing is assumed delivered.
@@ -325,7 +372,7 @@ fn outcomes<'a>(
 }
 
 /// A call that could not even be built (never with the relay's own entries).
-fn call_error(operation: &'static str, code: &str, message: String) -> CallError {
+pub(crate) fn call_error(operation: &'static str, code: &str, message: String) -> CallError {
     CallError {
         operation,
         code: code.to_owned(),
@@ -339,7 +386,7 @@ fn call_error(operation: &'static str, code: &str, message: String) -> CallError
 /// Describes an SDK error (after the SDK's own retries) with the relay's classification
 /// ([`classify`]): throttling, 5xx, timeouts and connection failures are transient; other service
 /// errors are the sender's fault.
-fn sdk_call_error<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> CallError
+pub(crate) fn sdk_call_error<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

@@ -546,10 +546,7 @@ fn begin_recorded_call(recording: &InvocationRecording, batch: &mut Batch) -> Ca
 }
 
 fn call_facts(destination: &Destination, result: &Result<CallReport, Reason>) -> CallFacts {
-    let operation = match destination {
-        Destination::Sqs { .. } => "SendMessageBatch",
-        Destination::Sns { .. } => "PublishBatch",
-    };
+    let operation = crate::publish::operation(destination);
     match result {
         Ok(report) => CallFacts {
             operation,
@@ -701,21 +698,17 @@ fn log_received(unit: &Unit, list: &[Arc<Notification>], resolved: &Resolved) {
     }
 }
 
-/// Counts what a round's plan filtered out and fails the units whose message is too large.
+/// Counts what a round's plan filtered out and fails the units with a message their target refuses.
 fn account_plan(targets: &[Target], plan: &Plan, summary: &mut Summary, outcomes: &mut Outcomes) {
     summary.filtered_out += plan.filtered_out;
-    for o in &plan.oversized {
+    for refused in &plan.refused {
         let target = targets
-            .get(o.target)
-            .map_or_else(|| format!("target #{}", o.target), |t| t.destination.to_string());
-        let reason = Reason::TooLarge {
-            size: o.message.size,
-            limit: o.limit,
-        };
-        let failure = undelivered(&o.message.notification, &target, reason);
+            .get(refused.target)
+            .map_or_else(|| format!("target #{}", refused.target), |t| t.destination.to_string());
+        let failure = undelivered(&refused.message.notification, &target, refused.reason.clone());
         log_undelivered(&failure);
         summary.messages_failed += 1;
-        outcomes.fail(o.message.unit, failure);
+        outcomes.fail(refused.message.unit, failure);
     }
 }
 

@@ -193,10 +193,13 @@ impl InvocationRecording {
     /// Closes a call and emits its subsegments.
     pub fn end_call(&self, call: CallRecording, destination: &Destination, facts: &CallFacts) {
         let end = now();
-        let (name, queue_url, topic_arn) = match destination {
-            Destination::Sqs { queue_url, .. } => ("SQS", Some(queue_url.as_str()), None),
-            Destination::Sns { topic_arn, .. } => ("SNS", None, Some(topic_arn.as_str())),
+        let name = match destination {
+            Destination::Sqs { .. } => "SQS",
+            Destination::Sns { .. } => "SNS",
+            Destination::EventBus { .. } => "EventBridge",
+            Destination::StateMachine { .. } => "SFN",
         };
+        let resource = |wanted: fn(&Destination) -> bool| wanted(destination).then(|| destination.address());
         let status = facts.status;
         for (header, id, parent) in &call.subsegments {
             let doc = Subsegment {
@@ -212,8 +215,10 @@ impl InvocationRecording {
                     operation: facts.operation,
                     region: destination.region().unwrap_or(&self.recorder.region),
                     request_id: facts.request_id.as_deref(),
-                    queue_url,
-                    topic_arn,
+                    queue_url: resource(|d| matches!(d, Destination::Sqs { .. })),
+                    topic_arn: resource(|d| matches!(d, Destination::Sns { .. })),
+                    event_bus_arn: resource(|d| matches!(d, Destination::EventBus { .. })),
+                    state_machine_arn: resource(|d| matches!(d, Destination::StateMachine { .. })),
                 },
                 http: status.map(|status| Http {
                     response: HttpResponse { status },
@@ -302,6 +307,10 @@ struct AwsFacts<'a> {
     queue_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     topic_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_bus_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_machine_arn: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::message::Notification;
+use crate::message::{Notification, Origin};
 
 use super::{Content, DecodeError, RecordKind, bounded, decode_key, scalar_text, scalar_u64};
 
@@ -84,6 +84,7 @@ pub(super) fn decode_eventbridge(text: &str) -> Result<Content, DecodeError> {
         request_id: detail.request_id.and_then(scalar_text),
         size: detail.object.size.and_then(scalar_u64),
         body: text.to_owned(),
+        origin: Origin::EventBridge,
     })]))
 }
 
@@ -149,9 +150,43 @@ pub fn eventbridge_event_name(detail_type: &str, reason: Option<&str>, deletion_
         .map_or_else(|| detail_type.replace(' ', ""), |(_, _, _, name)| (*name).to_owned())
 }
 
+/// The other way: the `detail-type`, `reason` and `deletion-type` S3 uses on EventBridge for an S3
+/// notification event name (`ObjectCreated:Put` → `Object Created`, `PutObject`); `None` for event
+/// types S3 does not send to EventBridge (`ReducedRedundancyLostObject`, `Replication:*`, …).
+pub fn eventbridge_detail_for(event_name: &str) -> Option<(&'static str, Option<&'static str>, Option<&'static str>)> {
+    let name = event_name.strip_prefix("s3:").unwrap_or(event_name);
+    let (detail_type, reason, deletion_type, _) = EVENT_NAMES.iter().find(|row| row.3 == name)?;
+    let deletion_type = match (deletion_type, *detail_type) {
+        (None, "Object Deleted") => Some("Permanently Deleted"),
+        (given, _) => *given,
+    };
+    Some((detail_type, *reason, deletion_type))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::eventbridge_event_name;
+    use super::{eventbridge_detail_for, eventbridge_event_name};
+
+    #[test]
+    fn every_mapped_name_maps_back_to_itself() {
+        for name in [
+            "ObjectCreated:Put",
+            "ObjectCreated:CompleteMultipartUpload",
+            "ObjectRemoved:Delete",
+            "ObjectRemoved:DeleteMarkerCreated",
+            "LifecycleExpiration:Delete",
+            "LifecycleExpiration:DeleteMarkerCreated",
+            "ObjectRestore:Completed",
+            "ObjectTagging:Delete",
+            "ObjectAcl:Put",
+            "LifecycleTransition",
+            "IntelligentTiering",
+        ] {
+            let (detail_type, reason, deletion_type) = eventbridge_detail_for(name).unwrap();
+            assert_eq!(eventbridge_event_name(detail_type, reason, deletion_type), name);
+        }
+        assert_eq!(eventbridge_detail_for("Replication:OperationFailedReplication"), None);
+    }
 
     #[test]
     fn deletions_are_told_apart_by_reason_and_deletion_type() {

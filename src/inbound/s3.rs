@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::message::Notification;
+use crate::message::{Notification, Origin};
 
 use super::{Content, DecodeError, RecordKind, bounded, decode_key, record_source, scalar_text, scalar_u64};
 
@@ -126,6 +126,7 @@ pub(super) fn decode_s3_record(index: usize, raw: &RawValue) -> Result<Notificat
             .and_then(scalar_text),
         size: object.size.and_then(scalar_u64),
         body: notification_body(raw.get()),
+        origin: Origin::S3Record,
     })
 }
 

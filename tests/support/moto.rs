@@ -56,7 +56,7 @@ impl Received {
     }
 }
 
-/// One SQS/SNS request moto served, from `GET /_relay/calls`.
+/// One SQS/SNS/EventBridge/Step Functions request moto served, from `GET /_relay/calls`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Call {
     #[serde(default)]
@@ -75,6 +75,9 @@ pub struct Call {
     /// HTTP status moto answered with (`None` if the log was read mid-request).
     #[serde(default)]
     pub status: Option<u16>,
+    /// `PutEvents`: each entry's `TraceHeader`; `StartExecution`: its `traceHeader`.
+    #[serde(default)]
+    pub entry_trace_headers: Option<Vec<Option<String>>>,
 }
 
 /// Exclusive use of the process-wide [`Moto`] for one test; derefs to it. The lock is released on
@@ -344,6 +347,23 @@ impl Moto {
             .await
     }
 
+    /// [`Regional::create_bus_to_queue`] in [`HOME_REGION`].
+    pub async fn create_bus_to_queue(&self, name: &str, source: &str, queue_url: &str) -> String {
+        self.in_region(HOME_REGION)
+            .create_bus_to_queue(name, source, queue_url)
+            .await
+    }
+
+    /// [`Regional::create_state_machine`] in [`HOME_REGION`].
+    pub async fn create_state_machine(&self, name: &str) -> String {
+        self.in_region(HOME_REGION).create_state_machine(name).await
+    }
+
+    /// [`Regional::execution_names`] in [`HOME_REGION`].
+    pub async fn execution_names(&self, state_machine_arn: &str) -> Vec<String> {
+        self.in_region(HOME_REGION).execution_names(state_machine_arn).await
+    }
+
     /// [`Regional::send_message`] in [`HOME_REGION`].
     pub async fn send_message(&self, queue_url: &str, body: &str) -> String {
         self.in_region(HOME_REGION).send_message(queue_url, body).await
@@ -444,6 +464,93 @@ impl Regional<'_> {
             self.moto
                 .fail(&format!("PutBucketNotificationConfiguration {bucket}"), e);
         }
+    }
+
+    /// An EventBridge client for this server, signing for this region.
+    pub fn events(&self) -> aws_sdk_eventbridge::Client {
+        use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.to_owned()))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .endpoint_url(&self.moto.endpoint)
+            .build();
+        aws_sdk_eventbridge::Client::from_conf(config)
+    }
+
+    /// A Step Functions client for this server, signing for this region.
+    pub fn sfn(&self) -> aws_sdk_sfn::Client {
+        use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sfn::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.to_owned()))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .endpoint_url(&self.moto.endpoint)
+            .build();
+        aws_sdk_sfn::Client::from_conf(config)
+    }
+
+    /// Creates an event bus whose every event from `source` goes to `queue_url`; returns its ARN.
+    pub async fn create_bus_to_queue(&self, name: &str, source: &str, queue_url: &str) -> String {
+        let events = self.events();
+        let bus = events
+            .create_event_bus()
+            .name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| self.moto.fail(&format!("CreateEventBus {name}"), e));
+        let pattern = serde_json::json!({ "source": [source] }).to_string();
+        events
+            .put_rule()
+            .name(format!("{name}-to-queue"))
+            .event_bus_name(name)
+            .event_pattern(pattern)
+            .send()
+            .await
+            .unwrap_or_else(|e| self.moto.fail("PutRule", e));
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("queue")
+            .arn(self.queue_arn(queue_url).await)
+            .build()
+            .unwrap_or_else(|e| self.moto.fail("Target", e));
+        events
+            .put_targets()
+            .rule(format!("{name}-to-queue"))
+            .event_bus_name(name)
+            .targets(target)
+            .send()
+            .await
+            .unwrap_or_else(|e| self.moto.fail("PutTargets", e));
+        bus.event_bus_arn().unwrap_or_default().to_owned()
+    }
+
+    /// Creates a Standard state machine with one Pass state; returns its ARN.
+    pub async fn create_state_machine(&self, name: &str) -> String {
+        let definition = r#"{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":true}}}"#;
+        let out = self
+            .sfn()
+            .create_state_machine()
+            .name(name)
+            .definition(definition)
+            .role_arn("arn:aws:iam::123456789012:role/relay-test")
+            .send()
+            .await
+            .unwrap_or_else(|e| self.moto.fail(&format!("CreateStateMachine {name}"), e));
+        out.state_machine_arn().to_owned()
+    }
+
+    /// The names of a state machine's executions, sorted.
+    pub async fn execution_names(&self, state_machine_arn: &str) -> Vec<String> {
+        let out = self
+            .sfn()
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| self.moto.fail("ListExecutions", e));
+        let mut names: Vec<String> = out.executions().iter().map(|e| e.name().to_owned()).collect();
+        names.sort();
+        names
     }
 
     /// Creates a queue in this region and returns its URL (`http://127.0.0.1:<port>/123456789012/<name>`). A name
