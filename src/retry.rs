@@ -50,13 +50,17 @@ const OTHER_THROTTLING_CODES: &[&str] = &[
     "PriorRequestNotComplete",
 ];
 
+/// Codes of a failure on the service's side, as per-entry results carry them without an HTTP status
+/// (`PutEvents` documents `InternalFailure` as retryable).
+const SERVER_FAILURE_CODES: &[&str] = &["InternalFailure", "InternalError", "ServiceUnavailable"];
+
 /// Codes of requests that timed out on the service's side.
 const TIMEOUT_CODES: &[&str] = &["RequestTimeout", "RequestTimeoutException"];
 
 /// Classifies an error response by its code and HTTP status. Throttling: HTTP 429 with any code, or
 /// a code containing `Throttl` (SQS `RequestThrottled`, `ThrottlingException`, `KMS.ThrottlingException`,
 /// `KmsThrottled`; SNS `Throttling`, `Throttled`, `KMSThrottling`; and the SDK's own list), or
-/// another well-known throttling code. Server error: HTTP 5xx. Permanent: everything else
+/// another well-known throttling code. Server error: HTTP 5xx, or a server failure code. Permanent: everything else
 /// (`AccessDenied`, `KMS.AccessDeniedException`, `KMS.DisabledException`, `NonExistentQueue`,
 /// `NotFound`, validation errors, …).
 ///
@@ -70,7 +74,7 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorClass {
     let code = code.unwrap_or_default();
     if status == Some(429) || code.contains("Throttl") || OTHER_THROTTLING_CODES.contains(&code) {
         ErrorClass::Throttling
-    } else if status.is_some_and(|s| (500..600).contains(&s)) {
+    } else if status.is_some_and(|s| (500..600).contains(&s)) || SERVER_FAILURE_CODES.contains(&code) {
         ErrorClass::ServerError
     } else if TIMEOUT_CODES.contains(&code) {
         ErrorClass::Transient
@@ -167,6 +171,13 @@ mod tests {
     fn server_errors_are_transient() {
         for status in [500, 502, 503, 504] {
             assert!(classify(Some("Whatever"), Some(status)).is_transient(), "{status}");
+        }
+    }
+
+    #[test]
+    fn per_entry_server_failure_codes_are_transient_without_a_status() {
+        for code in ["InternalFailure", "InternalError", "ServiceUnavailable"] {
+            assert_eq!(classify(Some(code), None), ErrorClass::ServerError, "{code}");
         }
     }
 

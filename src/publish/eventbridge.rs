@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_eventbridge::operation::RequestId;
+use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat as Format};
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
 use aws_sdk_sqs::config::http::HttpRequest;
 
@@ -61,6 +62,7 @@ pub(super) async fn put_events(
             .detail_type(&entry.detail_type)
             .detail(&entry.detail)
             .resources(bucket_arn(&m.notification.bucket))
+            .set_time(event_time(m.notification.event_time.as_deref()))
             .set_trace_header(m.trace.as_ref().map(ToString::to_string));
         request = request.entries(e.build());
     }
@@ -76,6 +78,12 @@ pub(super) async fn put_events(
         entries: outcomes(batch.messages.len(), output.entries()),
         request_id: output.request_id().map(str::to_owned),
     })
+}
+
+/// The event's own time, as S3's EventBridge events carry it (`time`); without a readable one,
+/// EventBridge stamps the time of the call.
+fn event_time(time: Option<&str>) -> Option<DateTime> {
+    time.and_then(|t| DateTime::from_str(t, Format::DateTime).ok())
 }
 
 /// `DescribeEventBus` once per bus per process: the call fails if the bus does not exist.
@@ -103,7 +111,7 @@ fn outcomes(len: usize, results: &[PutEventsResultEntry]) -> Vec<EntryOutcome> {
                 EntryOutcome::Failed(Reason::Rejected {
                     code: code.to_owned(),
                     message: r.error_message().unwrap_or_default().to_owned(),
-                    sender_fault: !(classify(Some(code), None).is_transient() || code.contains("Internal")),
+                    sender_fault: !classify(Some(code), None).is_transient(),
                 })
             }
             Some(r) if r.event_id().is_some() => EntryOutcome::Delivered,
@@ -121,6 +129,14 @@ mod tests {
             .error_code(code)
             .error_message("m")
             .build()
+    }
+
+    #[test]
+    fn the_events_time_is_kept_and_an_unreadable_one_left_to_eventbridge() {
+        let t = event_time(Some("2026-11-25T12:00:00.000Z")).unwrap();
+        assert_eq!(t.secs(), 1_795_608_000);
+        assert_eq!(event_time(Some("yesterday")), None);
+        assert_eq!(event_time(None), None);
     }
 
     #[test]
