@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -10,6 +11,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 
@@ -35,8 +37,14 @@ export interface RelayFilters {
   readonly events?: s3.EventType[];
 }
 
-/** A queue or topic the relay publishes to. */
-export type RelayTarget = sqs.IQueue | sns.ITopic;
+/**
+ * Where the relay sends each record: an SQS queue, an SNS topic, an EventBridge event bus
+ * (`PutEvents`, S3-shaped events) or a Step Functions state machine (one `StartExecution` per record).
+ */
+export type RelayTarget = sqs.IQueue | sns.ITopic | events.IEventBus | sfn.IStateMachine;
+
+/** EventBridge `source` of the events the relay puts on a bus when `eventSource` is not given. */
+export const DEFAULT_EVENT_SOURCE = 's3-trace-relay';
 
 /** Function memory in MiB when `memorySize` is not given: the one place the construct sets it. */
 export const DEFAULT_MEMORY_SIZE_MB = 256;
@@ -71,8 +79,20 @@ export function sourceQueueVisibilityTimeout(timeout: Duration = DEFAULT_TIMEOUT
 export interface S3TraceRelayProps {
   /** The bucket whose notifications invoke the relay (S3 -> Lambda). */
   readonly bucket: s3.IBucket;
-  /** Where every relayed notification goes: SQS queues (standard or FIFO) and SNS topics. */
+  /**
+   * Where every relayed notification goes: SQS queues (standard or FIFO), SNS topics, EventBridge
+   * event buses and Step Functions state machines. The relay gets exactly `sqs:SendMessage` on
+   * each queue, `sns:Publish` on each topic, `events:PutEvents` and `events:DescribeEventBus` on
+   * each bus (it asks once whether a bus exists, since `PutEvents` to a missing bus reports
+   * success), and `states:StartExecution` on each state machine.
+   */
   readonly targets: RelayTarget[];
+  /**
+   * The `source` of the events put on bus targets. Rules written for S3's own EventBridge events
+   * need only their `source` changed to this. `aws.*` is reserved by AWS and throws.
+   * @default DEFAULT_EVENT_SOURCE (`s3-trace-relay`)
+   */
+  readonly eventSource?: string;
   /** Key and event filters. @default - every object created / removed event */
   readonly filters?: RelayFilters;
   /**
@@ -153,6 +173,33 @@ const DEFAULT_EVENTS = [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED
 
 function isQueue(target: RelayTarget): target is sqs.IQueue {
   return (target as sqs.IQueue).queueArn !== undefined && (target as sqs.IQueue).queueUrl !== undefined;
+}
+
+function isBus(target: RelayTarget): target is events.IEventBus {
+  return (target as events.IEventBus).eventBusArn !== undefined;
+}
+
+function isStateMachine(target: RelayTarget): target is sfn.IStateMachine {
+  return (target as sfn.IStateMachine).stateMachineArn !== undefined;
+}
+
+/** The target as RELAY_TARGETS names it: a queue by URL, everything else by ARN. */
+function targetName(target: RelayTarget): string {
+  if (isQueue(target)) return target.queueUrl;
+  if (isBus(target)) return target.eventBusArn;
+  if (isStateMachine(target)) return target.stateMachineArn;
+  return target.topicArn;
+}
+
+/** The relay's grammar for `source=` (src/config/destination.rs): 1-256 characters, `aws.` reserved. */
+function checkEventSource(scope: Construct, source: string | undefined): void {
+  if (source === undefined || Token.isUnresolved(source)) return;
+  if (source.length < 1 || source.length > 256 || /[&?,\s]/.test(source) || source.startsWith('aws.')) {
+    throw new Error(
+      `${scope.node.path}: eventSource ${JSON.stringify(source)} must be 1-256 characters without '&', '?', ',' ` +
+        "or spaces, and not start with 'aws.' (AWS reserves those sources)",
+    );
+  }
 }
 
 /**
@@ -249,8 +296,10 @@ export class S3TraceRelay extends Construct {
     if (filters.suffix) query.push(`suffix=${filters.suffix}`);
     query.push(`events=${events.map((e) => e.replace(/^s3:/, '')).join(',')}`);
     const suffix = `?${query.join('&')}`;
+    checkEventSource(this, props.eventSource);
+    const busSuffix = props.eventSource ? `${suffix}&source=${props.eventSource}` : suffix;
     this.relayTargets = props.targets
-      .map((t) => `${isQueue(t) ? t.queueUrl : t.topicArn}${suffix}`)
+      .map((t) => `${targetName(t)}${isBus(t) ? busSuffix : suffix}`)
       .join(',');
 
     this.onFailureQueue =
@@ -277,7 +326,7 @@ export class S3TraceRelay extends Construct {
       runtime: 'provided.al2023',
       bundling: { architecture: props.architecture ?? lambda.Architecture.ARM_64 },
       architecture: props.architecture ?? lambda.Architecture.ARM_64,
-      description: 'Relays S3 event notifications to SQS/SNS with X-Ray trace headers',
+      description: 'Relays S3 event notifications to SQS/SNS/EventBridge/Step Functions with X-Ray trace headers',
       memorySize: props.memorySize ?? DEFAULT_MEMORY_SIZE_MB,
       timeout,
       reservedConcurrentExecutions: props.reservedConcurrency,
@@ -292,7 +341,8 @@ export class S3TraceRelay extends Construct {
     });
 
     // Least privilege: sqs:SendMessage (+ GetQueueAttributes/GetQueueUrl) on each queue ARN,
-    // sns:Publish on each topic ARN. SendMessageBatch/PublishBatch need nothing more. Not
+    // sns:Publish on each topic ARN, events:PutEvents + events:DescribeEventBus on each bus ARN,
+    // states:StartExecution on each state machine ARN. SendMessageBatch/PublishBatch need nothing more. Not
     // grantSendMessages/grantPublish: on an encrypted target they also grant kms:Encrypt,
     // kms:ReEncrypt* and kms:GenerateDataKey*; the keys get exactly TARGET_KEY_ACTIONS below.
     const keys = new Set<kms.IKey>(props.targetKeys ?? []);
@@ -300,6 +350,18 @@ export class S3TraceRelay extends Construct {
       if (isQueue(target)) {
         target.grant(this.function, 'sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl');
         if (target.encryptionMasterKey) keys.add(target.encryptionMasterKey);
+      } else if (isBus(target)) {
+        iam.Grant.addToPrincipal({
+          grantee: this.function,
+          actions: ['events:PutEvents', 'events:DescribeEventBus'],
+          resourceArns: [target.eventBusArn],
+        });
+      } else if (isStateMachine(target)) {
+        iam.Grant.addToPrincipal({
+          grantee: this.function,
+          actions: ['states:StartExecution'],
+          resourceArns: [target.stateMachineArn],
+        });
       } else {
         iam.Grant.addToPrincipalOrResource({
           grantee: this.function,

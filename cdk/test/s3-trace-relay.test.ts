@@ -6,13 +6,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { RelayExampleStack, architectureFromContext } from '../bin/app';
 import {
+  DEFAULT_EVENT_SOURCE,
   DEFAULT_MEMORY_SIZE_MB,
   S3TraceRelay,
   S3TraceRelayProps,
@@ -248,6 +251,56 @@ describe('S3TraceRelay options', () => {
       /must not contain/,
     );
     assert.throws(() => new S3TraceRelay(stack, 'R2', { bucket, targets: [] }), /at least one target/);
+  });
+});
+
+describe('S3TraceRelay event bus and state machine targets', () => {
+  /** A stack relaying to one bus and one state machine (and nothing else). */
+  function busAndMachine(eventSource?: string): { stack: Stack; relay: S3TraceRelay; template: Template } {
+    const stack = new Stack(newApp(), 'Targets');
+    const bus = new events.EventBus(stack, 'Bus');
+    const machine = new sfn.StateMachine(stack, 'Machine', {
+      definitionBody: sfn.DefinitionBody.fromChainable(new sfn.Pass(stack, 'Done')),
+    });
+    const relay = new S3TraceRelay(stack, 'Relay', {
+      bucket: new s3.Bucket(stack, 'Bucket'),
+      targets: [bus, machine],
+      eventSource,
+    });
+    return { stack, relay, template: Template.fromStack(stack) };
+  }
+
+  it('grants exactly PutEvents and DescribeEventBus on the bus and StartExecution on the state machine', () => {
+    const { template } = busAndMachine();
+    const bus = logicalId(template, 'AWS::Events::EventBus', () => true);
+    const machine = logicalId(template, 'AWS::StepFunctions::StateMachine', () => true);
+    const granted = statements(template).filter((st) =>
+      asList(st.Action).some((a) => a.startsWith('events:') || a.startsWith('states:')),
+    );
+    assert.deepEqual(
+      granted.map((st) => ({ Action: asList(st.Action).sort(), Resource: st.Resource })).sort((a, b) =>
+        a.Action[0].localeCompare(b.Action[0]),
+      ),
+      [
+        { Action: ['events:DescribeEventBus', 'events:PutEvents'], Resource: { 'Fn::GetAtt': [bus, 'Arn'] } },
+        { Action: ['states:StartExecution'], Resource: { Ref: machine } },
+      ],
+    );
+  });
+
+  it('names the bus and the state machine by ARN in RELAY_TARGETS, the bus with the default source', () => {
+    const { stack, relay } = busAndMachine();
+    const resolved = JSON.stringify(stack.resolve(relay.relayTargets));
+    assert.match(resolved, /"Arn"\]\},"\?events=ObjectCreated:\*,ObjectRemoved:\*,"/, resolved);
+    assert.ok(!resolved.includes('source='), `the relay's default source ${DEFAULT_EVENT_SOURCE} needs no option: ${resolved}`);
+  });
+
+  it('passes an event source to bus targets only, and refuses the reserved aws.* sources', () => {
+    const { stack, relay } = busAndMachine('uploads.relay');
+    const resolved = JSON.stringify(stack.resolve(relay.relayTargets));
+    assert.equal(resolved.split('&source=uploads.relay').length - 1, 1, resolved);
+    assert.throws(() => busAndMachine('aws.s3'), /reserve/);
+    assert.throws(() => busAndMachine(''), /1-256 characters/);
   });
 });
 

@@ -19,6 +19,10 @@ no managed policy has to be looked up) and checks what the deployment contract n
 - KMS: the only kms: statement grants exactly kms:GenerateDataKey and kms:Decrypt on exactly the
   TargetKmsKeyArns parameter, under a condition that is false for the default (empty) list and
   true for a non-empty one;
+- EventBridge and Step Functions targets: events:PutEvents + events:DescribeEventBus on exactly the
+  TargetEventBusArn parameter, states:StartExecution on exactly TargetStateMachineArn, each under a
+  condition false by default and true when the parameter is set; RELAY_TARGETS names the bus and the
+  state machine (with the filters) exactly when they are set, and never holds an empty entry;
 - the SQS source queue's visibility timeout is, for every allowed FunctionTimeout value, at least
   6 x that timeout + the event source's MaximumBatchingWindowInSeconds (capped at SQS's 43200 s
   maximum) and never below the timeout; FunctionTimeout must therefore be a list of AllowedValues
@@ -147,11 +151,32 @@ def resolve(value, overrides):
         if op == "Fn::Join":
             sep, items = arg
             return sep.join(str(resolve(i, overrides)) for i in as_list(resolve(items, overrides)))
+        if op == "Fn::If":
+            cond, yes, no = arg
+            return resolve(yes if condition(cond, overrides) else no, overrides)
+        if op == "Fn::Sub":
+            return substitute(arg, overrides)
     if isinstance(value, list):
         return [resolve(v, overrides) for v in value]
     if isinstance(value, bool):
         return str(value).lower()
     return value if isinstance(value, (dict, list)) else str(value)
+
+
+def substitute(arg, overrides):
+    """Fn::Sub with parameters (and the given variables) filled in; other names stay as <name>."""
+    text, variables = (arg, {}) if isinstance(arg, str) else arg
+
+    def one(m):
+        name = m.group(1)
+        if name in variables:
+            return str(resolve(variables[name], overrides))
+        if name in params:
+            v = param_value(name, overrides)
+            return ",".join(v) if isinstance(v, list) else v
+        return f"<{name}>"
+
+    return re.sub(r"\$\{([^}!]+)\}", one, text)
 
 
 def condition(name, overrides=None):
@@ -206,15 +231,19 @@ check(list(roles) == ["RelayRole"], f"unexpected roles {list(roles)} (SAM genera
 
 granted = {}
 kms_statements = []
+target_statements = {}
 for policy in role.get("Policies", []):
     for cond, st in (b for s in as_list(policy["PolicyDocument"]["Statement"]) for b in branches_of(s)):
         actions = as_list(st["Action"])
         if any(a.startswith("kms:") for a in actions):
             kms_statements.append((cond, st))
+        for prefix in ("events:", "states:"):
+            if any(a.startswith(prefix) for a in actions):
+                target_statements.setdefault(prefix, []).append((cond, st))
         res = as_list(st["Resource"])
         for a in actions:
             check("*" not in a, f"{policy['PolicyName']}/{st.get('Sid')}: wildcard action {a!r}")
-            if a.split(":")[0] in ("sqs", "sns"):
+            if a.split(":")[0] in ("sqs", "sns", "events", "states"):
                 for r in res:
                     check("*" not in json.dumps(r), f"{st.get('Sid')}: {a} on wildcard resource {r!r}")
             granted.setdefault(a, []).extend(json.dumps(r, sort_keys=True) for r in res)
@@ -250,6 +279,32 @@ for cond, st in kms_statements:
         check(condition(cond) is False, f"{sid}: condition {cond} is true for an empty TargetKmsKeyArns")
         check(condition(cond, {"TargetKmsKeyArns": "arn:aws:kms:us-east-1:111122223333:key/example"}) is True,
               f"{sid}: condition {cond} is false for a non-empty TargetKmsKeyArns")
+
+# --- EventBridge bus and Step Functions targets: exact actions on exactly the parameter's ARN, only when set.
+OPTIONAL_TARGETS = [
+    ("events:", "TargetEventBusArn", ["events:DescribeEventBus", "events:PutEvents"],
+     "arn:aws:events:us-east-1:111122223333:event-bus/uploads"),
+    ("states:", "TargetStateMachineArn", ["states:StartExecution"],
+     "arn:aws:states:us-east-1:111122223333:stateMachine:Thumbnails"),
+]
+filters = substitute("?prefix=${FilterPrefix}&suffix=${FilterSuffix}&events=${FilterEvents}", {})
+default_targets = resolve(env.get("RELAY_TARGETS", ""), {})
+check(",," not in default_targets and ",?" not in default_targets and not default_targets.endswith(","),
+      f"RELAY_TARGETS has an empty entry by default: {default_targets!r}")
+for prefix, param, actions, example in OPTIONAL_TARGETS:
+    check(params.get(param, {}).get("Default") == "", f"parameter {param} (default empty) missing")
+    statements = target_statements.get(prefix, [])
+    check(len(statements) == 1, f"expected one {prefix} statement ({param}), got {len(statements)}")
+    for cond, st in statements:
+        sid = st.get("Sid")
+        check(sorted(as_list(st["Action"])) == actions, f"{sid}: actions {as_list(st['Action'])} != {actions}")
+        check(st.get("Resource") == {"Ref": param}, f"{sid}: resource is {st.get('Resource')!r}, expected !Ref {param}")
+        check(cond is not None and condition(cond) is False, f"{sid}: granted with {param} empty")
+        check(cond is not None and condition(cond, {param: example}) is True, f"{sid}: not granted with {param} set")
+    check(example not in default_targets, f"RELAY_TARGETS names {param} while it is empty")
+    check(resolve(env.get("RELAY_TARGETS", ""), {param: example}) == default_targets + "," + example + filters,
+          f"RELAY_TARGETS with {param} set is not the default list plus ,{example}{filters}: "
+          f"{resolve(env.get('RELAY_TARGETS', ''), {param: example})!r}")
 
 # --- SQS source: visibility timeout >= 6 x function timeout + batching window, for every allowed timeout.
 # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html ("at least six times the

@@ -12,7 +12,7 @@ check MUST reject the copy:
   AllowedPattern that refuses valid values other than the Default, and nothing for the
   deployment rules of check_template.py: a source queue visibility timeout below 6 x the function
   timeout (+ batching window), a queue without a TLS-only policy, an unencrypted topic, a KMS
-  statement on Resource '*', reserved concurrency set by default, a hard-coded MemorySize (for two
+  statement on Resource '*', a bus grant on Resource '*', an optional target always listed, reserved concurrency set by default, a hard-coded MemorySize (for two
   of these cfn-lint warns only in passing, W7001/W8001 about the mapping or condition left unused).
 Each copy differs from the real template by one textual edit, so a check that accepts a copy
 proves that check is not looking (wrong file, skipped transform, swallowed exit code).
@@ -110,6 +110,20 @@ BREAKAGES = [
         "the TargetKmsKeyArns statement on Resource '*' instead of the listed keys",
         "                  Resource: !Ref TargetKmsKeyArns\n",
         '                  Resource: "*"\n',
+    ),
+    (
+        "template-check",
+        "bus-resource-star",
+        "events:PutEvents on Resource '*' instead of the TargetEventBusArn bus",
+        "                  Resource: !Ref TargetEventBusArn\n",
+        '                  Resource: "*"\n',
+    ),
+    (
+        "template-check",
+        "state-machine-always-listed",
+        "RELAY_TARGETS lists the state machine even when TargetStateMachineArn is empty (an empty target entry)",
+        "                - HasTargetStateMachine\n                - !Sub \",${TargetStateMachineArn}",
+        "                - WithXRayResourcePolicy\n                - !Sub \",${TargetStateMachineArn}",
     ),
     (
         "template-check",
