@@ -87,7 +87,7 @@ impl fmt::Display for HoldBack {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{operation} failed ({code}): {message}")]
 pub struct CallError {
-    /// `SendMessageBatch` or `PublishBatch`.
+    /// `SendMessageBatch`, `PublishBatch`, `PutEvents`, `DescribeEventBus` or `StartExecution`.
     pub operation: &'static str,
     /// The service's error code, or the SDK's failure kind (`Timeout`, `DispatchFailure`, …).
     pub code: String,

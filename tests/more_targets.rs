@@ -4,7 +4,7 @@
 
 mod support;
 
-use s3_trace_relay::failure::Reason;
+use s3_trace_relay::failure::{CallError, Reason};
 use s3_trace_relay::publish::EntryOutcome;
 use s3_trace_relay::response::RelayResponse;
 use serde_json::{Value, json};
@@ -137,4 +137,60 @@ async fn an_event_whose_detail_type_a_bus_would_drop_fails_without_a_call() {
     assert_undelivered(&err, 1, 1);
     assert!(err.to_string().contains("detail-type has 150 characters"), "{err}");
     assert!(publisher.sent().is_empty());
+}
+
+fn start_execution_error(code: &str, transient: bool) -> CallError {
+    CallError {
+        operation: "StartExecution",
+        code: code.into(),
+        message: "injected".into(),
+        transient,
+        status: Some(400),
+        request_id: None,
+    }
+}
+
+#[tokio::test]
+async fn an_execution_still_throttled_after_the_sdks_retries_fails_its_record_only() {
+    let publisher = FakePublisher::answering(vec![
+        Ok(vec![EntryOutcome::Delivered]),
+        Err(start_execution_error("ThrottlingException", true)),
+    ]);
+    let response = relay(MACHINE, publisher.clone())
+        .handle(&sqs_with_traces(2), &invocation("r", None))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), vec!["m1"]);
+    assert_eq!(publisher.sent_keys(), vec![vec!["k0"], vec!["k1"]]);
+}
+
+#[tokio::test]
+async fn a_refused_execution_fails_its_record_only() {
+    let publisher = FakePublisher::answering(vec![
+        Err(start_execution_error("InvalidExecutionInput", false)),
+        Ok(vec![EntryOutcome::Delivered]),
+    ]);
+    let response = relay(MACHINE, publisher.clone())
+        .handle(&sqs_with_traces(2), &invocation("r", None))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), vec!["m0"]);
+}
+
+#[tokio::test]
+async fn a_bus_call_that_fails_whole_fails_each_of_its_records() {
+    let missing = CallError {
+        operation: "DescribeEventBus",
+        code: "ResourceNotFoundException".into(),
+        message: "Event bus uploads does not exist.".into(),
+        transient: false,
+        status: Some(400),
+        request_id: None,
+    };
+    let publisher = FakePublisher::answering(vec![Err(missing)]);
+    let response = relay(BUS, publisher.clone())
+        .handle(&sqs_with_traces(3), &invocation("r", None))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), vec!["m0", "m1", "m2"]);
 }
