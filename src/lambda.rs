@@ -8,9 +8,11 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 
 use crate::config::{AWS_LAMBDA_RUNTIME_API, RelayConfig};
+use crate::otel::{Exporter, OtelError};
 use crate::publish::{AwsPublisher, load_sdk_config};
+use crate::recording::Recorder;
 use crate::relay::{InvocationInfo, MetricsOutput, Relay};
-use crate::xray::{Recorder, UdpSink};
+use crate::xray::{UdpSink, XRay};
 use crate::{init, logs};
 
 /// Why the function stopped.
@@ -20,6 +22,9 @@ pub enum RunError {
     /// `/runtime/init/error` already.
     #[error("{0}")]
     Config(crate::config::ConfigError),
+    /// The OpenTelemetry variables are invalid; reported through `/runtime/init/error`.
+    #[error("{0}")]
+    Otel(OtelError),
     /// Started outside Lambda: there is no Runtime API to serve.
     #[error(
         "{AWS_LAMBDA_RUNTIME_API} is not set: s3-trace-relay is an AWS Lambda function and runs under Lambda's \
@@ -36,7 +41,7 @@ impl RunError {
     /// Whether the error was already logged (and reported to Lambda), so printing it again would
     /// only repeat it.
     pub fn is_logged(&self) -> bool {
-        matches!(self, RunError::Config(_)) && std::env::var_os(AWS_LAMBDA_RUNTIME_API).is_some()
+        matches!(self, RunError::Config(_) | RunError::Otel(_)) && std::env::var_os(AWS_LAMBDA_RUNTIME_API).is_some()
     }
 }
 
@@ -56,7 +61,14 @@ pub async fn run() -> Result<(), RunError> {
     if env(AWS_LAMBDA_RUNTIME_API).is_none() {
         return Err(RunError::OutsideLambda);
     }
-    let relay = Arc::new(build_relay(config).await);
+    let otel = match Exporter::from_env(env, config.deadline_margin) {
+        Ok(otel) => otel.map(Arc::new),
+        Err(e) => {
+            init::fail_init(&e).await;
+            return Err(RunError::Otel(e));
+        }
+    };
+    let relay = Arc::new(build_relay(config, otel).await);
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let relay = Arc::clone(&relay);
         async move {
@@ -68,22 +80,21 @@ pub async fn run() -> Result<(), RunError> {
     .map_err(RunError::Runtime)
 }
 
-/// The relay over the AWS SDK, with EMF metrics and, when Lambda runs an X-Ray daemon, segments.
-async fn build_relay(config: Arc<RelayConfig>) -> Relay<AwsPublisher> {
+/// The relay over the AWS SDK, with EMF metrics, and its spans recorded for X-Ray when Lambda runs
+/// a daemon and for OpenTelemetry when an OTLP endpoint is set.
+async fn build_relay(config: Arc<RelayConfig>, otel: Option<Arc<Exporter>>) -> Relay<AwsPublisher> {
     let sdk_config = load_sdk_config(config.attempt_timeout).await;
     let publisher = AwsPublisher::new(&sdk_config, config.targets.iter().map(|t| &t.destination));
     let metrics = MetricsOutput {
         namespace: config.metrics_namespace.clone(),
         function_name: config.function_name.clone(),
     };
-    let recorder = config
+    let region = sdk_config.region().map(ToString::to_string).unwrap_or_default();
+    let xray = config
         .xray_daemon_address
         .as_deref()
         .and_then(|address| match UdpSink::new(address) {
-            Ok(sink) => {
-                let region = sdk_config.region().map(ToString::to_string).unwrap_or_default();
-                Some(Recorder::new(Arc::new(sink), config.function_name.clone(), region))
-            }
+            Ok(sink) => Some(XRay::new(Arc::new(sink), config.function_name.clone(), region)),
             Err(e) => {
                 tracing::warn!(
                     error = logs::text(&e).as_str(),
@@ -94,7 +105,7 @@ async fn build_relay(config: Arc<RelayConfig>) -> Relay<AwsPublisher> {
             }
         });
     let relay = Relay::new(config, publisher).with_metrics(metrics);
-    match recorder {
+    match Recorder::new(xray, otel) {
         Some(recorder) => relay.with_recorder(recorder),
         None => relay,
     }

@@ -21,12 +21,15 @@ pub mod logs;
 pub mod message;
 pub mod metrics;
 pub mod order;
+pub mod otel;
 pub mod plan;
 pub mod publish;
+pub mod recording;
 pub mod relay;
 pub mod response;
 pub mod retry;
 pub mod route;
+pub mod span;
 pub mod trace;
 pub mod xray;
 

@@ -29,9 +29,10 @@ use crate::metrics::{TargetCounts, emf_lines};
 use crate::order::{Order, TargetGate};
 use crate::plan::{Outgoing, Plan, plan};
 use crate::publish::{CallReport, EntryOutcome, Publisher};
+use crate::recording::{CallRecording, InvocationRecording, Recorder};
 use crate::response::{RelayError, RelayResponse, Summary, UnitFailure, respond};
+use crate::span::CallFacts;
 use crate::trace::TraceHeader;
-use crate::xray::{CallFacts, CallRecording, InvocationRecording, Recorder};
 
 /// How many times a transiently failed entry is sent again within one invocation.
 pub const MAX_ENTRY_RETRIES: u32 = 3;
@@ -109,7 +110,7 @@ impl<P: Publisher> Relay<P> {
         }
     }
 
-    /// Records X-Ray segments for sampled traces through `recorder`.
+    /// Records the relay's spans for sampled traces (X-Ray, OpenTelemetry) through `recorder`.
     pub fn with_recorder(mut self, recorder: Recorder) -> Self {
         self.recorder = Some(recorder);
         self
@@ -165,7 +166,13 @@ impl<P: Publisher> Relay<P> {
         } = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
         let order = Order::of(&inbound);
         let semaphore = Semaphore::new(self.config.max_in_flight);
-        let recording = self.recorder.as_ref().map(|r| r.invocation(invocation_trace.header()));
+        let recording = self
+            .recorder
+            .as_ref()
+            .map(|r| r.invocation(invocation_trace.header(), &info.request_id));
+        if let Some(recording) = &recording {
+            recording.received(summary.received, || upstream_contexts(&rounds));
+        }
         let call = CallContext {
             cutoff: info.cutoff(self.config.deadline_margin),
             semaphore: &semaphore,
@@ -179,7 +186,7 @@ impl<P: Publisher> Relay<P> {
             self.deliver_round(&call, &round, &mut tally, &mut outcomes).await;
         }
         if let Some(recording) = recording {
-            recording.finish();
+            recording.finish(info.cutoff(Duration::ZERO)).await;
         }
         // A failure in the last round still holds back the later members of its group or object.
         hold_back(&order, &mut outcomes);
@@ -521,7 +528,19 @@ fn log_summary(info: &InvocationInfo, summary: &Summary) {
     );
 }
 
-/// Opens the X-Ray subsegments of a call and points its messages' `Parent` at them.
+/// The distinct trace contexts the planned messages came with, in order of first appearance.
+fn upstream_contexts(rounds: &[Plan]) -> Vec<TraceHeader> {
+    let mut seen = HashSet::new();
+    rounds
+        .iter()
+        .flat_map(|plan| plan.batches.iter().flatten())
+        .flat_map(|batch| batch.messages.iter().filter_map(|m| m.trace.as_ref()))
+        .filter(|h| seen.insert(*h))
+        .cloned()
+        .collect()
+}
+
+/// Opens the send spans of a call and points its messages' `Parent` at them.
 fn begin_recorded_call(recording: &InvocationRecording, batch: &mut Batch) -> CallRecording {
     let segment = recording.begin_call(
         batch
@@ -532,7 +551,7 @@ fn begin_recorded_call(recording: &InvocationRecording, batch: &mut Batch) -> Ca
     );
     let reparent = |header: &mut Option<TraceHeader>| {
         if let Some(h) = header.as_ref()
-            && let Some(id) = InvocationRecording::parent_for(&segment, h)
+            && let Some(id) = segment.parent_for(h)
         {
             *header = Some(h.with_parent(id));
         }
@@ -552,17 +571,26 @@ fn call_facts(destination: &Destination, result: &Result<CallReport, Reason>) ->
             operation,
             request_id: report.request_id.clone(),
             status: Some(200),
-            failed: false,
+            ..CallFacts::default()
         },
         Err(Reason::Call(e)) => CallFacts {
             operation,
             request_id: e.request_id.clone(),
             status: e.status,
             failed: true,
+            error_type: Some(e.code.clone()),
         },
-        Err(_) => CallFacts {
+        Err(reason) => CallFacts {
             operation,
             failed: true,
+            error_type: Some(
+                if matches!(reason, Reason::Deadline) {
+                    "Deadline"
+                } else {
+                    "_OTHER"
+                }
+                .to_owned(),
+            ),
             ..CallFacts::default()
         },
     }

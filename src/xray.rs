@@ -1,4 +1,4 @@
-//! Recording the relay on the X-Ray service map.
+//! Recording the relay on the X-Ray service map: the spans of [`crate::span`] as daemon documents.
 //!
 //! When the X-Ray daemon is reachable (`AWS_XRAY_DAEMON_ADDRESS`, set by Lambda) and a trace is
 //! sampled (`Sampled=1`), every SQS/SNS call is recorded as an independent subsegment with
@@ -23,15 +23,15 @@
 //! `tests/fixtures/xray/mixed-batch-documents.json` pins them. (OpenTelemetry export proper is a
 //! separate, opt-in path.)
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
 use crate::config::Destination;
-use crate::trace::{SpanId, TraceHeader, TraceId};
+use crate::span::{RelaySegment, SendSpan, epoch_seconds};
+use crate::trace::{SpanId, TraceId};
 
 /// Header line that precedes every document sent to the daemon.
 pub const DAEMON_HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
@@ -92,107 +92,36 @@ impl SegmentSink for UdpSink {
     }
 }
 
-/// Records segments and subsegments for one function; shared by all invocations.
+/// Writes the relay's spans ([`crate::span`]) as X-Ray documents; shared by all invocations.
 #[derive(Clone)]
-pub struct Recorder {
+pub struct XRay {
     sink: Arc<dyn SegmentSink>,
     function_name: String,
     region: String,
 }
 
-impl std::fmt::Debug for Recorder {
+impl std::fmt::Debug for XRay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder")
+        f.debug_struct("XRay")
             .field("function_name", &self.function_name)
             .finish()
     }
 }
 
-impl Recorder {
-    /// A recorder sending to `sink`, naming the relay's own segments `function_name`.
+impl XRay {
+    /// A writer sending to `sink`, naming the relay's own segments `function_name`.
     pub fn new(sink: Arc<dyn SegmentSink>, function_name: impl Into<String>, region: impl Into<String>) -> Self {
-        Recorder {
+        XRay {
             sink,
             function_name: function_name.into(),
             region: region.into(),
         }
     }
 
-    /// Starts recording one invocation whose own trace context is `invocation`.
-    pub fn invocation(&self, invocation: Option<&TraceHeader>) -> InvocationRecording {
-        InvocationRecording {
-            recorder: self.clone(),
-            invocation_root: invocation.map(|h| *h.root()),
-            start: now(),
-            relay_segments: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-/// The recording state of one invocation.
-#[derive(Debug)]
-pub struct InvocationRecording {
-    recorder: Recorder,
-    invocation_root: Option<TraceId>,
-    start: f64,
-    /// The relay's own segment in each record-level trace: root → (segment id, upstream parent).
-    relay_segments: Mutex<HashMap<TraceId, (SpanId, Option<SpanId>)>>,
-}
-
-/// A call being recorded: one subsegment per sampled trace context among its messages.
-#[derive(Debug)]
-pub struct CallRecording {
-    start: f64,
-    /// (header as received by the call, subsegment id, subsegment parent).
-    subsegments: Vec<(TraceHeader, SpanId, Option<SpanId>)>,
-}
-
-/// What the publish edge learned about a call, for its subsegment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallFacts {
-    /// `SendMessageBatch` or `PublishBatch`.
-    pub operation: &'static str,
-    /// The AWS request id, when a response came back.
-    pub request_id: Option<String>,
-    /// HTTP status, when a response came back.
-    pub status: Option<u16>,
-    /// Whether the call failed as a whole.
-    pub failed: bool,
-}
-
-impl InvocationRecording {
-    /// Opens a call: picks a subsegment id for every sampled context in `headers` and returns the
-    /// mapping from each incoming header to the header the call's messages must carry.
-    pub fn begin_call<'h>(&self, headers: impl IntoIterator<Item = &'h TraceHeader>) -> CallRecording {
-        let mut subsegments: Vec<(TraceHeader, SpanId, Option<SpanId>)> = Vec::new();
-        for header in headers {
-            if !header.is_sampled() || subsegments.iter().any(|(h, _, _)| h == header) {
-                continue;
-            }
-            let parent = if Some(*header.root()) == self.invocation_root {
-                header.parent()
-            } else {
-                Some(self.relay_segment(header))
-            };
-            subsegments.push((header.clone(), SpanId::random(), parent));
-        }
-        CallRecording {
-            start: now(),
-            subsegments,
-        }
-    }
-
-    fn relay_segment(&self, header: &TraceHeader) -> SpanId {
-        let mut segments = self.relay_segments.lock().unwrap_or_else(|p| p.into_inner());
-        segments
-            .entry(*header.root())
-            .or_insert_with(|| (SpanId::random(), header.parent()))
-            .0
-    }
-
-    /// Closes a call and emits its subsegments.
-    pub fn end_call(&self, call: CallRecording, destination: &Destination, facts: &CallFacts) {
-        let end = now();
+    /// Emits a call's subsegment under `parent`: the function segment (the invocation's own trace)
+    /// or the relay's segment in a record-level trace.
+    pub fn call(&self, span: &SendSpan, parent: Option<SpanId>) {
+        let destination = &span.destination;
         let name = match destination {
             Destination::Sqs { .. } => "SQS",
             Destination::Sns { .. } => "SNS",
@@ -200,66 +129,51 @@ impl InvocationRecording {
             Destination::StateMachine { .. } => "SFN",
         };
         let resource = |wanted: fn(&Destination) -> bool| wanted(destination).then(|| destination.address());
+        let facts = &span.facts;
         let status = facts.status;
-        for (header, id, parent) in &call.subsegments {
-            let doc = Subsegment {
-                id: id.to_string(),
-                trace_id: header.root().to_string(),
-                parent_id: parent.map(|p| p.to_string()),
-                name,
-                namespace: "aws",
-                kind: "subsegment",
-                start_time: call.start,
-                end_time: end,
-                aws: AwsFacts {
-                    operation: facts.operation,
-                    region: destination.region().unwrap_or(&self.recorder.region),
-                    request_id: facts.request_id.as_deref(),
-                    queue_url: resource(|d| matches!(d, Destination::Sqs { .. })),
-                    topic_arn: resource(|d| matches!(d, Destination::Sns { .. })),
-                    event_bus_arn: resource(|d| matches!(d, Destination::EventBus { .. })),
-                    state_machine_arn: resource(|d| matches!(d, Destination::StateMachine { .. })),
-                },
-                http: status.map(|status| Http {
-                    response: HttpResponse { status },
-                }),
-                error: status.is_some_and(|s| (400..500).contains(&s)) || (facts.failed && status.is_none()),
-                throttle: status == Some(429),
-                fault: status.is_some_and(|s| s >= 500),
-            };
-            self.emit(&doc);
-        }
+        self.emit(&Subsegment {
+            id: span.id.to_string(),
+            trace_id: span.header.root().to_string(),
+            parent_id: parent.map(|p| p.to_string()),
+            name,
+            namespace: "aws",
+            kind: "subsegment",
+            start_time: epoch_seconds(span.start),
+            end_time: epoch_seconds(span.end),
+            aws: AwsFacts {
+                operation: facts.operation,
+                region: destination.region().unwrap_or(&self.region),
+                request_id: facts.request_id.as_deref(),
+                queue_url: resource(|d| matches!(d, Destination::Sqs { .. })),
+                topic_arn: resource(|d| matches!(d, Destination::Sns { .. })),
+                event_bus_arn: resource(|d| matches!(d, Destination::EventBus { .. })),
+                state_machine_arn: resource(|d| matches!(d, Destination::StateMachine { .. })),
+            },
+            http: status.map(|status| Http {
+                response: HttpResponse { status },
+            }),
+            error: status.is_some_and(|s| (400..500).contains(&s)) || (facts.failed && status.is_none()),
+            throttle: status == Some(429),
+            fault: status.is_some_and(|s| s >= 500),
+        });
     }
 
-    /// The subsegment id a message of `header` must carry as `Parent` for this call, if recorded.
-    pub fn parent_for(call: &CallRecording, header: &TraceHeader) -> Option<SpanId> {
-        call.subsegments
-            .iter()
-            .find(|(h, _, _)| h == header)
-            .map(|(_, id, _)| *id)
-    }
-
-    /// Ends the invocation: emits the relay's own segment in every record-level trace it touched.
-    pub fn finish(self) {
-        let end = now();
-        let segments = std::mem::take(&mut *self.relay_segments.lock().unwrap_or_else(|p| p.into_inner()));
-        for (root, (id, parent)) in segments {
-            let doc = Segment {
-                name: &self.recorder.function_name,
-                id: id.to_string(),
-                trace_id: root.to_string(),
-                parent_id: parent.map(|p| p.to_string()),
-                start_time: self.start,
-                end_time: end,
-                origin: "AWS::Lambda::Function",
-            };
-            self.emit(&doc);
-        }
+    /// Emits the relay's own segment in the record-level trace `root`.
+    pub fn segment(&self, root: &TraceId, segment: &RelaySegment, start: SystemTime, end: SystemTime) {
+        self.emit(&Segment {
+            name: &self.function_name,
+            id: segment.id.to_string(),
+            trace_id: root.to_string(),
+            parent_id: segment.parent.map(|p| p.to_string()),
+            start_time: epoch_seconds(start),
+            end_time: epoch_seconds(end),
+            origin: "AWS::Lambda::Function",
+        });
     }
 
     fn emit(&self, doc: &impl Serialize) {
         match serde_json::to_string(doc) {
-            Ok(text) => self.recorder.sink.emit(&text),
+            Ok(text) => self.sink.emit(&text),
             Err(e) => tracing::debug!(error = %e, "X-Ray document not serialized"),
         }
     }
@@ -321,12 +235,4 @@ struct Http {
 #[derive(Serialize)]
 struct HttpResponse {
     status: u16,
-}
-
-/// Seconds since the epoch with microsecond precision, as X-Ray documents want.
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
 }

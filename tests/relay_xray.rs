@@ -7,7 +7,8 @@ use s3_trace_relay::config::{Destination, RelayConfig};
 use s3_trace_relay::failure::CallError;
 use s3_trace_relay::message::Batch;
 use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
-use s3_trace_relay::xray::{Recorder, SegmentSink};
+use s3_trace_relay::recording::Recorder;
+use s3_trace_relay::xray::{SegmentSink, XRay};
 use s3_trace_relay::{InvocationInfo, Relay};
 use serde_json::Value;
 
@@ -53,11 +54,9 @@ fn run(targets: &str, payload: &str, trace: &str) -> (Vec<Value>, Vec<Batch>) {
     let docs = Arc::new(Documents::default());
     let publisher = Accepting::default();
     let config = RelayConfig::from_lookup(|k| (k == "RELAY_TARGETS").then(|| targets.to_owned())).unwrap();
-    let relay = Relay::new(Arc::new(config), publisher.clone()).with_recorder(Recorder::new(
-        docs.clone(),
-        "relay-fn",
-        "us-east-1",
-    ));
+    let xray = XRay::new(docs.clone(), "relay-fn", "us-east-1");
+    let recorder = Recorder::new(Some(xray), None).unwrap();
+    let relay = Relay::new(Arc::new(config), publisher.clone()).with_recorder(recorder);
     let info = InvocationInfo {
         request_id: "r".into(),
         trace_id: Some(trace.into()),
