@@ -111,7 +111,11 @@ async fn mixed_trace_batch_puts_each_entry_with_its_records_root_and_a_rule_deli
     for (event, key) in received.iter().zip(["uploads/a.txt", "uploads/b.txt", "uploads/c.txt"]) {
         assert_eq!(event["source"], "s3-trace-relay", "{event}");
         assert_eq!(event["detail-type"], "Object Created", "{event}");
-        assert_eq!(event["resources"], json!(["arn:aws:s3:::relay-demo-uploads"]), "{event}");
+        assert_eq!(
+            event["resources"],
+            json!(["arn:aws:s3:::relay-demo-uploads"]),
+            "{event}"
+        );
         assert_eq!(event["detail"]["bucket"]["name"], "relay-demo-uploads", "{event}");
         assert_eq!(event["detail"]["object"]["key"], key, "{event}");
         assert_eq!(event["detail"]["reason"], "PutObject", "{event}");
