@@ -29,9 +29,13 @@ pub const SQS_MAX_BATCH_BYTES: usize = 1_048_576;
 pub const SNS_MAX_BATCH_BYTES: usize = 262_144;
 
 /// EventBridge: the entries of one `PutEvents` call may hold less than 256 KiB together, counting
-/// each entry's `Source`, `DetailType`, `Detail` and `Resources` ("Calculating PutEvents event
-/// entry size", EventBridge user guide). `TraceHeader` does not count.
+/// each entry's `Time` (14 bytes), `Source`, `DetailType`, `Detail` and `Resources` ("Calculating
+/// PutEvents event entry size", EventBridge user guide). `TraceHeader` does not count. AWS raised
+/// EventBridge events to 1 MB on 2026-01-29 while the API reference still documents 256 KB: the
+/// relay keeps the documented limit (an S3 event is a few KB).
 pub const EVENTBRIDGE_MAX_BATCH_BYTES: usize = 262_143;
+/// What an entry's `Time` counts towards [`EVENTBRIDGE_MAX_BATCH_BYTES`].
+pub const EVENTBRIDGE_TIME_BYTES: usize = 14;
 
 /// EventBridge: a `DetailType` longer than this is accepted by `PutEvents` and then dropped,
 /// so the relay refuses such an entry itself.

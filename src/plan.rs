@@ -15,9 +15,9 @@ use crate::config::{Destination, Target};
 use crate::failure::Reason;
 use crate::fifo;
 use crate::message::{
-    Batch, EVENTBRIDGE_MAX_BATCH_BYTES, FifoIds, MAX_BATCH_ENTRIES, Message, MessageAttribute, Notification,
-    SNS_MAX_BATCH_BYTES, SQS_MAX_BATCH_BYTES, STEP_FUNCTIONS_MAX_INPUT_BYTES, STRING_DATA_TYPE, TRACEPARENT,
-    bucket_arn,
+    Batch, EVENTBRIDGE_MAX_BATCH_BYTES, EVENTBRIDGE_TIME_BYTES, FifoIds, MAX_BATCH_ENTRIES, Message, MessageAttribute,
+    Notification, SNS_MAX_BATCH_BYTES, SQS_MAX_BATCH_BYTES, STEP_FUNCTIONS_MAX_INPUT_BYTES, STRING_DATA_TYPE,
+    TRACEPARENT, bucket_arn,
 };
 use crate::route::route;
 use crate::trace::TraceHeader;
@@ -191,7 +191,12 @@ fn message(
     let (bus_entry, body_bytes) = match &target.destination {
         Destination::EventBus { source, .. } => match bus::entry(n) {
             Ok(e) => {
-                let bytes = source.len() + e.detail_type.len() + e.detail.len() + bucket_arn(&n.bucket).len();
+                let time = if n.event_time.is_some() {
+                    EVENTBRIDGE_TIME_BYTES
+                } else {
+                    0
+                };
+                let bytes = time + source.len() + e.detail_type.len() + e.detail.len() + bucket_arn(&n.bucket).len();
                 (Some(e), bytes)
             }
             Err(e) => {

@@ -9,6 +9,7 @@ pub mod fake_publisher;
 pub mod fault_proxy;
 pub mod http;
 pub mod moto;
+pub mod otlp;
 pub mod payloads;
 pub mod relay_process;
 pub mod runtime_api;
