@@ -50,24 +50,23 @@ impl RunError {
 pub async fn run() -> Result<(), RunError> {
     let env = |name: &str| std::env::var(name).ok();
     logs::init_subscriber(env);
-    let config = match RelayConfig::from_lookup(env) {
-        Ok(config) => Arc::new(config),
-        Err(e) if env(AWS_LAMBDA_RUNTIME_API).is_none() => return Err(RunError::Config(e)),
+    let setup = RelayConfig::from_lookup(env)
+        .map_err(RunError::Config)
+        .and_then(|config| {
+            let otel = Exporter::from_env(env, config.deadline_margin).map_err(RunError::Otel)?;
+            Ok((Arc::new(config), otel.map(Arc::new)))
+        });
+    let (config, otel) = match setup {
+        Ok(setup) => setup,
+        Err(e) if env(AWS_LAMBDA_RUNTIME_API).is_none() => return Err(e),
         Err(e) => {
             init::fail_init(&e).await;
-            return Err(RunError::Config(e));
+            return Err(e);
         }
     };
     if env(AWS_LAMBDA_RUNTIME_API).is_none() {
         return Err(RunError::OutsideLambda);
     }
-    let otel = match Exporter::from_env(env, config.deadline_margin) {
-        Ok(otel) => otel.map(Arc::new),
-        Err(e) => {
-            init::fail_init(&e).await;
-            return Err(RunError::Otel(e));
-        }
-    };
     let relay = Arc::new(build_relay(config, otel).await);
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let relay = Arc::clone(&relay);

@@ -45,6 +45,10 @@ pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
 /// The OTLP timeout for every signal, in milliseconds.
 pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+/// The OTLP protocol for traces.
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// The OTLP protocol for every signal.
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 /// The service name, over `service.name` in `OTEL_RESOURCE_ATTRIBUTES`.
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 /// The OTLP timeout when none is set (the specification's default).
@@ -58,6 +62,14 @@ pub enum OtelError {
     /// The exporter refused its configuration (an endpoint that is no URL, a bad header, …).
     #[error("OpenTelemetry exporter: {0}")]
     Exporter(String),
+    /// A protocol this build does not speak (`grpc`) or no OTLP protocol at all.
+    #[error("{variable}={value:?}: the relay exports OTLP over HTTP: use http/protobuf (the default) or http/json")]
+    Protocol {
+        /// The variable that asked for it.
+        variable: &'static str,
+        /// What it said.
+        value: String,
+    },
     /// TLS roots for an `https` collector could not be loaded.
     #[error("OpenTelemetry exporter: TLS roots for an https endpoint: {0}")]
     Tls(String),
@@ -93,6 +105,7 @@ impl Exporter {
         let bound = timeout.min(margin);
         let builder = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_protocol(protocol(&lookup)?)
             .with_timeout(bound);
         let builder = if endpoint.trim_start().starts_with("https://") {
             let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -244,6 +257,22 @@ impl Exporter {
     }
 }
 
+/// The OTLP protocol the variables ask for: `http/protobuf` when unset, as the specification says
+/// (the exporter alone would default to JSON, since this build also speaks it).
+fn protocol(lookup: &impl Fn(&str) -> Option<String>) -> Result<opentelemetry_otlp::Protocol, OtelError> {
+    let asked = [OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL]
+        .into_iter()
+        .find_map(|variable| lookup(variable).filter(|v| !v.trim().is_empty()).map(|v| (variable, v)));
+    match asked {
+        None => Ok(opentelemetry_otlp::Protocol::HttpBinary),
+        Some((variable, value)) => match value.trim().to_ascii_lowercase().as_str() {
+            "http/protobuf" => Ok(opentelemetry_otlp::Protocol::HttpBinary),
+            "http/json" => Ok(opentelemetry_otlp::Protocol::HttpJson),
+            _ => Err(OtelError::Protocol { variable, value }),
+        },
+    }
+}
+
 /// `messaging.system` and `messaging.destination.name` of a target.
 fn messaging(destination: &Destination) -> (&'static str, &str) {
     let address = destination.address();
@@ -392,6 +421,27 @@ mod tests {
         );
         let blank = |k: &str| (k == OTEL_EXPORTER_OTLP_ENDPOINT).then(|| " ".to_owned());
         assert!(Exporter::from_env(blank, Duration::from_millis(500)).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_protocol_is_protobuf_unless_json_is_asked_and_grpc_is_refused_naming_the_variable() {
+        use opentelemetry_otlp::Protocol;
+        let with =
+            |variable: &'static str, value: &'static str| move |k: &str| (k == variable).then(|| value.to_owned());
+        assert_eq!(protocol(&|_: &str| None).unwrap(), Protocol::HttpBinary);
+        assert_eq!(
+            protocol(&with(OTEL_EXPORTER_OTLP_PROTOCOL, "http/json")).unwrap(),
+            Protocol::HttpJson
+        );
+        assert_eq!(
+            protocol(&with(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "HTTP/protobuf")).unwrap(),
+            Protocol::HttpBinary
+        );
+        let err = protocol(&with(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\""),
+            "{err}"
+        );
     }
 
     #[test]

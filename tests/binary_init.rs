@@ -115,3 +115,19 @@ fn outside_lambda_a_bad_configuration_is_the_one_line_said() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn an_otlp_protocol_the_relay_does_not_speak_fails_init_naming_the_variable() {
+    let output = run_by_hand(&[
+        ("RELAY_TARGETS", "https://sqs.us-east-1.amazonaws.com/123456789012/out"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ]);
+    let stderr = stderr_of(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.starts_with("s3-trace-relay: OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\""),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -59,6 +59,13 @@ async fn a_mixed_batch_gives_one_linked_process_span_and_a_send_span_per_context
     assert!(failed_items(&response).is_empty(), "{response}");
 
     let spans = otlp.wait_for_spans(4, WAIT).await;
+    let requests = otlp.requests();
+    assert_eq!(requests.len(), 1, "one export per invocation: {requests:?}");
+    assert_eq!(
+        requests[0].content_type.as_deref(),
+        Some("application/x-protobuf"),
+        "protobuf by default"
+    );
     let process = by_name(&spans, "process");
     assert_eq!(process.len(), 1, "{spans:#?}");
     let process = process[0];
