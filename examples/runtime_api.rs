@@ -56,6 +56,8 @@ use tokio::net::TcpListener;
 #[allow(dead_code)] // the relay-process half of the module is for the tests
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
+#[path = "../tests/support/watched.rs"]
+mod watched;
 
 use runtime_api::{Invocation, Outcome, RuntimeApi, reply};
 

@@ -13,6 +13,7 @@ pub mod otlp;
 pub mod payloads;
 pub mod relay_process;
 pub mod runtime_api;
+pub mod watched;
 
 use std::path::{Path, PathBuf};
 

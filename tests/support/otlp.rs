@@ -26,9 +26,10 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::watched::Watched;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -40,7 +41,6 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{span, status};
 use prost::Message;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 /// The OTLP/HTTP traces path.
@@ -174,35 +174,10 @@ struct State {
     spans: Vec<ReceivedSpan>,
 }
 
-#[derive(Default)]
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled (notify_waiters) on every recorded request.
-    changed: Notify,
-}
+/// The receiver's state, and who waits on it.
+type Shared = Watched<State>;
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking test thread must not take every later assertion down with it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits until `check` returns `Some` or `timeout` passes.
-    async fn wait_for<T>(&self, timeout: Duration, mut check: impl FnMut(&State) -> Option<T>) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(v) = check(&self.lock()) {
-                return Some(v);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return check(&self.lock());
-            }
-        }
-    }
-
+impl Watched<State> {
     fn record(&self, request: ReceivedRequest, note: String, spans: Vec<ReceivedSpan>) {
         {
             let mut s = self.lock();
@@ -210,7 +185,7 @@ impl Shared {
             s.notes.push(note);
             s.spans.extend(spans);
         }
-        self.changed.notify_waiters();
+        self.changed();
     }
 }
 

@@ -26,7 +26,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -39,6 +39,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+
+use super::watched::Watched;
 
 /// Function ARN served by default in `Lambda-Runtime-Invoked-Function-Arn`.
 pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:relay";
@@ -167,35 +169,20 @@ struct State {
     answered_at: HashMap<String, Instant>,
 }
 
+/// The stand-in's state, and who waits on it.
 #[derive(Default)]
 struct Shared {
-    state: Mutex<State>,
+    /// The state; waiters are woken on every recorded request and on poll count changes.
+    watched: Watched<State>,
     /// Signalled (notify_waiters) when an invocation is queued.
     queued: Notify,
-    /// Signalled (notify_waiters) on every recorded request and on poll count changes.
-    changed: Notify,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking test thread must not take every later assertion down with it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
+impl std::ops::Deref for Shared {
+    type Target = Watched<State>;
 
-    /// Waits until `check` returns `Some` or `timeout` passes.
-    async fn wait_for<T>(&self, timeout: Duration, mut check: impl FnMut(&State) -> Option<T>) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(v) = check(&self.lock()) {
-                return Some(v);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return check(&self.lock());
-            }
-        }
+    fn deref(&self) -> &Watched<State> {
+        &self.watched
     }
 }
 
@@ -391,13 +378,13 @@ struct PollGuard<'a>(&'a Shared);
 impl Drop for PollGuard<'_> {
     fn drop(&mut self) {
         self.0.lock().pending_polls -= 1;
-        self.0.changed.notify_waiters();
+        self.0.changed();
     }
 }
 
 async fn next_invocation(shared: &Shared) -> Invocation {
     shared.lock().pending_polls += 1;
-    shared.changed.notify_waiters();
+    shared.changed();
     let _guard = PollGuard(shared);
     loop {
         let notified = shared.queued.notified();
@@ -535,7 +522,7 @@ fn record(shared: &Shared, req: RecordedRequest, update: impl FnOnce(&mut State)
         s.requests.push(req);
         update(&mut s);
     }
-    shared.changed.notify_waiters();
+    shared.changed();
 }
 
 fn epoch_ms() -> u64 {
