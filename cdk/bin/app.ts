@@ -5,6 +5,9 @@
 //   npx cdk synth                              # arm64 (default, what Lambda should run)
 //   npx cdk synth -c relayArchitecture=x86_64  # when no aarch64 Rust std is installed locally
 //   npx cdk deploy
+//   npx cdk deploy -c otelCollectorLayerArn=arn:aws:lambda:<region>:184161586896:layer:opentelemetry-collector-arm64-<version>:1
+//                  [-c otelCollectorConfigUri=/var/task/collector.yaml] [-c otelEndpoint=https://...]
+//     # OpenTelemetry export through a collector extension layer (or to an endpoint without one)
 //
 // Bundling runs `cargo lambda build --release --arm64 …` locally when `cargo lambda` works
 // (e.g. with the repository's .venv/bin on PATH), otherwise CDK falls back to Docker.
@@ -25,8 +28,21 @@ export function architectureFromContext(value: unknown): lambda.Architecture {
   throw new Error(`context relayArchitecture must be arm64 or x86_64, got ${JSON.stringify(value)}`);
 }
 
+/** Reads an optional string context value (`-c name=value`); empty means not given. */
+export function optionalStringContext(name: string, value: unknown): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new Error(`context ${name} must be a string, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 export interface RelayExampleStackProps extends StackProps {
   readonly architecture?: lambda.Architecture;
+  /** ARN of an OpenTelemetry collector extension layer version (S3TraceRelayProps.otelCollectorLayer). */
+  readonly otelCollectorLayerArn?: string;
+  /** S3TraceRelayProps.otelEndpoint. */
+  readonly otelEndpoint?: string;
+  /** S3TraceRelayProps.otelCollectorConfigUri. */
+  readonly otelCollectorConfigUri?: string;
 }
 
 export class RelayExampleStack extends Stack {
@@ -87,6 +103,11 @@ export class RelayExampleStack extends Stack {
       filters: { events: [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED] },
       sourceQueue,
       architecture: props.architecture,
+      otelCollectorLayer: props.otelCollectorLayerArn
+        ? lambda.LayerVersion.fromLayerVersionArn(this, 'OtelCollectorLayer', props.otelCollectorLayerArn)
+        : undefined,
+      otelEndpoint: props.otelEndpoint,
+      otelCollectorConfigUri: props.otelCollectorConfigUri,
     });
 
     new CfnOutput(this, 'RelayFunctionName', { value: relay.function.functionName });
@@ -104,6 +125,9 @@ if (require.main === module) {
   const app = new App();
   new RelayExampleStack(app, 'S3TraceRelayExample', {
     architecture: architectureFromContext(app.node.tryGetContext('relayArchitecture')),
+    otelCollectorLayerArn: optionalStringContext('otelCollectorLayerArn', app.node.tryGetContext('otelCollectorLayerArn')),
+    otelEndpoint: optionalStringContext('otelEndpoint', app.node.tryGetContext('otelEndpoint')),
+    otelCollectorConfigUri: optionalStringContext('otelCollectorConfigUri', app.node.tryGetContext('otelCollectorConfigUri')),
   });
   app.synth();
 }

@@ -55,6 +55,12 @@ export const DEFAULT_TIMEOUT = Duration.seconds(30);
  * in a batch before the function starts, so it counts towards the source queue's visibility timeout.
  */
 export const SOURCE_BATCHING_WINDOW = Duration.seconds(1);
+/**
+ * OTLP/HTTP endpoint of an OpenTelemetry collector running as a Lambda extension layer: the
+ * OpenTelemetry Lambda collector layer and the ADOT collector layer both receive OTLP/HTTP on
+ * port 4318 of the execution environment. The relay appends `/v1/traces`.
+ */
+export const DEFAULT_OTEL_COLLECTOR_ENDPOINT = 'http://localhost:4318';
 /** SQS's maximum visibility timeout, 12 hours. */
 const SQS_MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
 /** The only actions a producer needs on the key of an SSE-KMS queue or topic. */
@@ -167,6 +173,38 @@ export interface S3TraceRelayProps {
    * @default - no limit beyond the function's and the account's concurrency
    */
   readonly maxConcurrency?: number;
+  /**
+   * An OpenTelemetry collector Lambda extension layer to export the relay's spans through, e.g.
+   * `lambda.LayerVersion.fromLayerVersionArn(this, 'Collector', arn)` with the OpenTelemetry
+   * Lambda collector (`arn:aws:lambda:<region>:184161586896:layer:opentelemetry-collector-arm64-<version>:1`)
+   * or the ADOT collector (`aws-otel-collector-arm64-ver-...`); same region and architecture as
+   * the function. The function gets the layer and `OTEL_EXPORTER_OTLP_ENDPOINT` = `otelEndpoint`,
+   * so the relay exports over OTLP/HTTP to the collector, which forwards as its configuration
+   * says (`otelCollectorConfigUri`). No IAM permission is added: what the collector's exporters
+   * need (an s3:// configuration, a backend's credentials) is the configuration's business.
+   * @default - no layer; OpenTelemetry export only if `otelEndpoint` is given
+   */
+  readonly otelCollectorLayer?: lambda.ILayerVersion;
+  /**
+   * `OTEL_EXPORTER_OTLP_ENDPOINT`: the OTLP/HTTP base URL (http:// or https://) the relay exports
+   * its spans to. With `otelCollectorLayer` it is where that collector listens; without a layer,
+   * giving it turns export on towards an endpoint the function reaches by itself (a collector in
+   * the VPC, a vendor's OTLP endpoint with `OTEL_EXPORTER_OTLP_HEADERS` set on the function).
+   * Other OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS, ...) can be added with
+   * `relay.function.addEnvironment`.
+   * @default - DEFAULT_OTEL_COLLECTOR_ENDPOINT (`http://localhost:4318`) with `otelCollectorLayer`;
+   * otherwise no OTEL_* variable at all, and nothing of OpenTelemetry runs
+   */
+  readonly otelEndpoint?: string;
+  /**
+   * `OPENTELEMETRY_COLLECTOR_CONFIG_URI`: the configuration the collector layer loads, a path in
+   * the function's package or layers, or a `file:`, `env:`, `yaml:`, `http(s)://` or `s3://` URI
+   * (an s3:// object also needs `s3:GetObject` for the function's role, not granted here). Needs
+   * `otelCollectorLayer`.
+   * @default - the layer's own `/opt/collector-config/config.yaml` (OpenTelemetry layer: debug
+   * exporter only; ADOT layer: AWS X-Ray)
+   */
+  readonly otelCollectorConfigUri?: string;
 }
 
 const DEFAULT_EVENTS = [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED];
@@ -259,6 +297,24 @@ function checkCount(scope: Construct, name: string, value: number | undefined, m
   }
 }
 
+/** `otelEndpoint` must be an http(s) URL: the relay's OTLP exporter speaks OTLP/HTTP only. */
+function checkOtelEndpoint(scope: Construct, endpoint: string | undefined): void {
+  if (endpoint === undefined || Token.isUnresolved(endpoint)) return;
+  let ok = false;
+  try {
+    const url = new URL(endpoint);
+    ok = (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && !/\s/.test(endpoint);
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new Error(
+      `${scope.node.path}: otelEndpoint ${JSON.stringify(endpoint)} must be an http:// or https:// URL ` +
+        `(the OTLP/HTTP base URL, e.g. ${DEFAULT_OTEL_COLLECTOR_ENDPOINT} for a collector extension layer)`,
+    );
+  }
+}
+
 function checkFilterValue(scope: Construct, name: string, value: string | undefined): void {
   if (value !== undefined && !Token.isUnresolved(value) && /[&?,]/.test(value)) {
     throw new Error(`${scope.node.path}: filters.${name} ${JSON.stringify(value)} must not contain '&', '?' or ','`);
@@ -319,6 +375,7 @@ export class S3TraceRelay extends Construct {
     if (props.deadlineMargin) {
       environment.RELAY_DEADLINE_MARGIN_MS = String(props.deadlineMargin.toMilliseconds());
     }
+    Object.assign(environment, this.otelEnvironment(props));
 
     this.function = new RustFunction(this, 'Function', {
       manifestPath: props.manifestPath ?? path.join(__dirname, '..', '..', 'Cargo.toml'),
@@ -330,6 +387,7 @@ export class S3TraceRelay extends Construct {
       memorySize: props.memorySize ?? DEFAULT_MEMORY_SIZE_MB,
       timeout,
       reservedConcurrentExecutions: props.reservedConcurrency,
+      layers: props.otelCollectorLayer ? [props.otelCollectorLayer] : undefined,
       tracing: lambda.Tracing.ACTIVE,
       loggingFormat: lambda.LoggingFormat.JSON,
       logGroup,
@@ -406,6 +464,33 @@ export class S3TraceRelay extends Construct {
         }),
       );
     }
+  }
+
+  /**
+   * The OpenTelemetry variables: the endpoint with a collector layer (its default port) or an
+   * explicit endpoint, the collector's configuration URI with the layer; none otherwise, so the
+   * relay starts nothing of OpenTelemetry.
+   */
+  private otelEnvironment(props: S3TraceRelayProps): Record<string, string> {
+    checkOtelEndpoint(this, props.otelEndpoint);
+    const env: Record<string, string> = {};
+    if (props.otelCollectorConfigUri !== undefined) {
+      if (!props.otelCollectorLayer) {
+        throw new Error(
+          `${this.node.path}: otelCollectorConfigUri configures the collector extension; it needs otelCollectorLayer`,
+        );
+      }
+      if (!Token.isUnresolved(props.otelCollectorConfigUri) && !/^\S+$/.test(props.otelCollectorConfigUri)) {
+        throw new Error(
+          `${this.node.path}: otelCollectorConfigUri ${JSON.stringify(props.otelCollectorConfigUri)} must be a ` +
+            'non-empty path or URI without spaces (e.g. /var/task/collector.yaml); leave it out for the layer default',
+        );
+      }
+    }
+    const endpoint = props.otelEndpoint ?? (props.otelCollectorLayer ? DEFAULT_OTEL_COLLECTOR_ENDPOINT : undefined);
+    if (endpoint !== undefined) env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
+    if (props.otelCollectorConfigUri !== undefined) env.OPENTELEMETRY_COLLECTOR_CONFIG_URI = props.otelCollectorConfigUri;
+    return env;
   }
 
   private checkConcurrency(props: S3TraceRelayProps): void {

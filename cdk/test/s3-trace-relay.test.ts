@@ -4,7 +4,7 @@
 // `cdk synth` (scripts/check-deploy.sh) does the real cargo lambda build.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -13,10 +13,11 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { RelayExampleStack, architectureFromContext } from '../bin/app';
+import { RelayExampleStack, architectureFromContext, optionalStringContext } from '../bin/app';
 import {
   DEFAULT_EVENT_SOURCE,
   DEFAULT_MEMORY_SIZE_MB,
+  DEFAULT_OTEL_COLLECTOR_ENDPOINT,
   S3TraceRelay,
   S3TraceRelayProps,
   sourceQueueVisibilityTimeout,
@@ -464,5 +465,101 @@ describe('S3TraceRelay concurrency and memory', () => {
   it('uses DEFAULT_MEMORY_SIZE_MB unless memorySize is given', () => {
     assert.equal(relayFunctionProps(relayStack().template()).MemorySize, DEFAULT_MEMORY_SIZE_MB);
     assert.equal(relayFunctionProps(relayStack(() => ({ memorySize: 512 })).template()).MemorySize, 512);
+  });
+});
+
+describe('S3TraceRelay OpenTelemetry collector layer', () => {
+  const LAYER_ARN = 'arn:aws:lambda:us-east-1:184161586896:layer:opentelemetry-collector-arm64-0_19_0:1';
+  const layer = (stack: Stack) => lambda.LayerVersion.fromLayerVersionArn(stack, 'Collector', LAYER_ARN);
+
+  /** The relay function's OTEL_* and OPENTELEMETRY_* variables. */
+  function otelVariables(fn: any): Record<string, unknown> {
+    const vars: Record<string, unknown> = fn.Environment?.Variables ?? {};
+    return Object.fromEntries(Object.entries(vars).filter(([k]) => /^(OTEL_|OPENTELEMETRY_)/.test(k)));
+  }
+
+  it('adds no layer and no OTEL_* variable by default, in the example stack too', () => {
+    for (const fn of [relayFunctionProps(relayStack().template()), relayFunctionProps(exampleTemplate())]) {
+      assert.equal(fn.Layers, undefined);
+      assert.deepEqual(otelVariables(fn), {});
+      assert.ok(fn.Environment.Variables.RELAY_TARGETS, 'RELAY_TARGETS still set');
+    }
+  });
+
+  it('adds the layer and points OTEL_EXPORTER_OTLP_ENDPOINT at its OTLP/HTTP receiver', () => {
+    const { template } = relayStack((stack) => ({ otelCollectorLayer: layer(stack) }));
+    const fn = relayFunctionProps(template());
+    assert.deepEqual(fn.Layers, [LAYER_ARN]);
+    assert.deepEqual(otelVariables(fn), { OTEL_EXPORTER_OTLP_ENDPOINT: DEFAULT_OTEL_COLLECTOR_ENDPOINT });
+    assert.equal(DEFAULT_OTEL_COLLECTOR_ENDPOINT, 'http://localhost:4318');
+  });
+
+  it('passes otelEndpoint and otelCollectorConfigUri with the layer', () => {
+    const { template } = relayStack((stack) => ({
+      otelCollectorLayer: layer(stack),
+      otelEndpoint: 'http://127.0.0.1:4318',
+      otelCollectorConfigUri: '/var/task/collector.yaml',
+    }));
+    const fn = relayFunctionProps(template());
+    assert.deepEqual(fn.Layers, [LAYER_ARN]);
+    assert.deepEqual(otelVariables(fn), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OPENTELEMETRY_COLLECTOR_CONFIG_URI: '/var/task/collector.yaml',
+    });
+  });
+
+  it('sets only the endpoint variable for otelEndpoint without a layer', () => {
+    const fn = relayFunctionProps(relayStack(() => ({ otelEndpoint: 'https://otlp.example.com' })).template());
+    assert.equal(fn.Layers, undefined);
+    assert.deepEqual(otelVariables(fn), { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com' });
+  });
+
+  it('adds no IAM permission for the layer', () => {
+    const without = statements(relayStack().template());
+    const withLayer = statements(
+      relayStack((stack) => ({ otelCollectorLayer: layer(stack), otelCollectorConfigUri: 's3://b.s3.us-east-1.amazonaws.com/c.yaml' })).template(),
+    );
+    // The same statements as without the layer (the only s3: one is CDK's notifications handler's
+    // s3:PutBucketNotification): no lambda:GetLayerVersion, no s3:GetObject for the config URI.
+    assert.deepEqual(withLayer, without);
+    for (const s of withLayer) {
+      assert.ok(!asList(s.Action).some((a) => /^lambda:|^s3:Get/.test(a)), JSON.stringify(s));
+      assert.ok(!JSON.stringify(s).includes('layer'), JSON.stringify(s));
+    }
+  });
+
+  it('rejects an endpoint that is not an http(s) URL, with the construct path', () => {
+    for (const otelEndpoint of ['localhost:4318', 'grpc://localhost:4317', '', 'http://', 'http://local host:4318']) {
+      assert.throws(() => relayStack(() => ({ otelEndpoint })), /Relay\/Relay: otelEndpoint .* must be an http:\/\/ or https:\/\/ URL/, otelEndpoint);
+    }
+    // A token is not checked.
+    assert.doesNotThrow(() => relayStack((stack) => ({ otelEndpoint: new CfnParameter(stack, 'Endpoint').valueAsString })));
+  });
+
+  it('rejects otelCollectorConfigUri without a layer, or empty', () => {
+    assert.throws(() => relayStack(() => ({ otelCollectorConfigUri: '/var/task/collector.yaml' })), /needs otelCollectorLayer/);
+    assert.throws(
+      () => relayStack((stack) => ({ otelCollectorLayer: layer(stack), otelCollectorConfigUri: '' })),
+      /otelCollectorConfigUri "" must be a non-empty path or URI/,
+    );
+  });
+
+  it('takes the layer, endpoint and config URI from the example app\'s context values', () => {
+    const template = Template.fromStack(
+      new RelayExampleStack(newApp(), 'ExampleOtel', {
+        otelCollectorLayerArn: LAYER_ARN,
+        otelCollectorConfigUri: '/var/task/collector.yaml',
+      }),
+    );
+    const fn = relayFunctionProps(template);
+    assert.deepEqual(fn.Layers, [LAYER_ARN]);
+    assert.deepEqual(otelVariables(fn), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: DEFAULT_OTEL_COLLECTOR_ENDPOINT,
+      OPENTELEMETRY_COLLECTOR_CONFIG_URI: '/var/task/collector.yaml',
+    });
+    assert.equal(optionalStringContext('otelEndpoint', undefined), undefined);
+    assert.equal(optionalStringContext('otelEndpoint', ''), undefined);
+    assert.equal(optionalStringContext('otelEndpoint', 'http://x:4318'), 'http://x:4318');
+    assert.throws(() => optionalStringContext('otelEndpoint', 4318), /context otelEndpoint must be a string/);
   });
 });

@@ -35,6 +35,15 @@ no managed policy has to be looked up) and checks what the deployment contract n
   parameter values (AWS::NoValue otherwise) and true when the parameters are set;
   MaximumConcurrency is at most 1000; MemorySize comes from the MemorySize parameter (Default and
   Description set), the one place it is defined;
+- OpenTelemetry collector layer: with the default parameters the function has no Layers and no
+  OTEL_* (or OPENTELEMETRY_*) environment variable at all; each of them is an Fn::If [<condition>,
+  ..., AWS::NoValue] whose condition is false by default, and the layer and every OTEL_* variable
+  are on with OtelCollectorLayerArn set. Layers is then exactly [!Ref OtelCollectorLayerArn] and
+  OTEL_EXPORTER_OTLP_ENDPOINT the OtelExporterEndpoint default (http://localhost:4318, the layer's
+  OTLP/HTTP receiver); OPENTELEMETRY_COLLECTOR_CONFIG_URI only with the layer and a non-empty
+  OtelCollectorConfigUri; a changed OtelExporterEndpoint alone sets the endpoint variable, no layer.
+  OtelCollectorLayerArn's AllowedPattern takes layer version ARNs (and empty) only. No IAM statement
+  names an Otel* parameter, and the role has no lambda: or s3: action (the layer needs none);
 - the FilterEvents parameter's AllowedPattern (a Java regex, whole-value match; the pattern uses
   nothing whose meaning differs in Python's re) follows the relay's events= grammar: it accepts
   colon-less and future event types (IntelligentTiering, s3:ObjectAnnotation:*, ...), category
@@ -389,6 +398,91 @@ check("MaximumConcurrency" in json.dumps(sam.get("Rules", {})),
 check(fn.get("MemorySize") == {"Ref": "MemorySize"}, f"function MemorySize is {fn.get('MemorySize')!r}, not Ref MemorySize")
 memory = params.get("MemorySize", {})
 check("Default" in memory and memory.get("Description"), f"parameter MemorySize needs a Default and a Description: {memory!r}")
+
+# --- OpenTelemetry collector layer (src/otel.rs exports only when an OTEL_EXPORTER_OTLP_*ENDPOINT is set):
+# nothing by default; the layer and the endpoint variable with OtelCollectorLayerArn set.
+LAYER_PARAM, ENDPOINT_PARAM, CONFIG_URI_PARAM = "OtelCollectorLayerArn", "OtelExporterEndpoint", "OtelCollectorConfigUri"
+LAYER_EXAMPLE = "arn:aws:lambda:us-east-1:184161586896:layer:opentelemetry-collector-arm64-0_19_0:1"
+COLLECTOR_ENDPOINT = "http://localhost:4318"  # the collector layer's OTLP/HTTP receiver
+CONFIG_URI_EXAMPLE = "/var/task/collector.yaml"
+OTEL_VAR_PREFIXES = ("OTEL_", "OPENTELEMETRY_")
+layer_param = params.get(LAYER_PARAM, {})
+check(layer_param.get("Type") == "String" and layer_param.get("Default") == "",
+      f"parameter {LAYER_PARAM} (String, default empty) missing: {layer_param!r}")
+check(params.get(ENDPOINT_PARAM, {}).get("Default") == COLLECTOR_ENDPOINT,
+      f"parameter {ENDPOINT_PARAM} default is {params.get(ENDPOINT_PARAM, {}).get('Default')!r}, not {COLLECTOR_ENDPOINT}")
+check(params.get(CONFIG_URI_PARAM, {}).get("Default") == "", f"parameter {CONFIG_URI_PARAM} (default empty) missing")
+try:
+    layer_pattern = re.compile(layer_param.get("AllowedPattern", ""))
+except re.error as e:
+    check(False, f"{LAYER_PARAM} AllowedPattern does not compile: {e}")
+    layer_pattern = None
+if layer_pattern is not None:
+    for value in ("", LAYER_EXAMPLE, "arn:aws-cn:lambda:cn-north-1:111122223333:layer:aws-otel-collector-arm64-ver-0-102-1:1"):
+        check(layer_pattern.fullmatch(value) is not None, f"{LAYER_PARAM} AllowedPattern refuses {value!r}")
+    for value in ("opentelemetry-collector", LAYER_EXAMPLE.rsplit(":", 1)[0],
+                  "arn:aws:lambda:us-east-1:111122223333:function:relay", LAYER_EXAMPLE + " "):
+        check(layer_pattern.fullmatch(value) is None, f"{LAYER_PARAM} AllowedPattern accepts {value!r}")
+
+
+def otel_vars(overrides):
+    """The OTEL_*/OPENTELEMETRY_* variables the function gets with these parameters (AWS::NoValue left out)."""
+    resolved = {k: resolve(v, overrides) for k, v in env.items() if k.startswith(OTEL_VAR_PREFIXES)}
+    return {k: v for k, v in resolved.items() if v != NO_VALUE}
+
+
+def layers_of(overrides):
+    value = resolve(fn.get("Layers", NO_VALUE), overrides)
+    return [] if value == NO_VALUE else value
+
+
+layers = fn.get("Layers")
+if layers is None:
+    check(False, f"function has no Layers property (expected Fn::If [<condition>, [!Ref {LAYER_PARAM}], AWS::NoValue])")
+else:
+    conditional_param(layers, LAYER_PARAM, "Layers", LAYER_EXAMPLE)
+    layers_if = layers.get("Fn::If") if isinstance(layers, dict) else None
+    check(isinstance(layers_if, list) and len(layers_if) == 3 and layers_if[1] == [{"Ref": LAYER_PARAM}],
+          f"Layers is {layers!r}, expected exactly [!Ref {LAYER_PARAM}] under its condition")
+for name, value in env.items():
+    if not name.startswith(OTEL_VAR_PREFIXES):
+        continue
+    branches = value.get("Fn::If") if isinstance(value, dict) else None
+    if not (isinstance(branches, list) and len(branches) == 3 and branches[2] == NO_VALUE):
+        check(False, f"environment variable {name} is {value!r}, expected Fn::If [<condition>, <value>, AWS::NoValue]")
+        continue
+    check(condition(branches[0]) is False, f"{name}: condition {branches[0]} is true with the default parameter values")
+    if name.startswith("OTEL_"):
+        check(condition(branches[0], {LAYER_PARAM: LAYER_EXAMPLE}) is True,
+              f"{name}: condition {branches[0]} stays false with {LAYER_PARAM} set")
+endpoint_var = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+endpoint_if = endpoint_var.get("Fn::If") if isinstance(endpoint_var, dict) else None
+check(isinstance(endpoint_if, list) and len(endpoint_if) == 3 and endpoint_if[1] == {"Ref": ENDPOINT_PARAM},
+      f"OTEL_EXPORTER_OTLP_ENDPOINT is {endpoint_var!r}, expected Fn::If [<condition>, !Ref {ENDPOINT_PARAM}, AWS::NoValue]")
+OTEL_CASES = [
+    # (parameter overrides, expected layers, expected OTEL_*/OPENTELEMETRY_* variables)
+    ({}, [], {}),
+    ({CONFIG_URI_PARAM: CONFIG_URI_EXAMPLE}, [], {}),
+    ({LAYER_PARAM: LAYER_EXAMPLE}, [LAYER_EXAMPLE], {"OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR_ENDPOINT}),
+    ({LAYER_PARAM: LAYER_EXAMPLE, CONFIG_URI_PARAM: CONFIG_URI_EXAMPLE}, [LAYER_EXAMPLE],
+     {"OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR_ENDPOINT, "OPENTELEMETRY_COLLECTOR_CONFIG_URI": CONFIG_URI_EXAMPLE}),
+    ({LAYER_PARAM: LAYER_EXAMPLE, ENDPOINT_PARAM: "http://127.0.0.1:4318"}, [LAYER_EXAMPLE],
+     {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}),
+    ({ENDPOINT_PARAM: "https://otlp.example.com"}, [], {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com"}),
+]
+for overrides, want_layers, want_vars in OTEL_CASES:
+    given = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the default parameters"
+    check(layers_of(overrides) == want_layers, f"Layers with {given} is {layers_of(overrides)!r}, expected {want_layers!r}")
+    check(otel_vars(overrides) == want_vars,
+          f"OpenTelemetry variables with {given} are {otel_vars(overrides)!r}, expected {want_vars!r}")
+# The layer needs no permission of the function's role (a public layer is read by Lambda at deployment).
+for iam_name, iam_res in resources.items():
+    if iam_res["Type"].startswith("AWS::IAM::"):
+        text = json.dumps(iam_res.get("Properties", {}))
+        for param in (LAYER_PARAM, ENDPOINT_PARAM, CONFIG_URI_PARAM):
+            check(param not in text, f"{iam_name} names {param}: the collector layer gets no IAM permission")
+for action in granted:
+    check(not action.startswith(("lambda:", "s3:")), f"RelayRole has {action}: the collector layer needs no such permission")
 
 # --- FilterEvents: the relay's events= grammar (src/route.rs EventPattern::parse): optional s3:,
 # names (an ASCII letter, then ASCII letters/digits) joined by ':', optionally ending in '*' after

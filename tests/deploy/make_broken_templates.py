@@ -12,8 +12,10 @@ check MUST reject the copy:
   AllowedPattern that refuses valid values other than the Default, and nothing for the
   deployment rules of check_template.py: a source queue visibility timeout below 6 x the function
   timeout (+ batching window), a queue without a TLS-only policy, an unencrypted topic, a KMS
-  statement on Resource '*', a bus grant on Resource '*', an optional target always listed, reserved concurrency set by default, a hard-coded MemorySize (for two
-  of these cfn-lint warns only in passing, W7001/W8001 about the mapping or condition left unused).
+  statement on Resource '*', a bus grant on Resource '*', an optional target always listed,
+  reserved concurrency set by default, a hard-coded MemorySize, the OpenTelemetry endpoint
+  variable or collector layer set unconditionally (for some of these cfn-lint warns only in
+  passing, W7001/W8001 about the mapping or condition left unused).
 Each copy differs from the real template by one textual edit, so a check that accepts a copy
 proves that check is not looking (wrong file, skipped transform, swallowed exit code).
 Exits 1 if an edit no longer applies exactly once (the template changed under it).
@@ -138,6 +140,20 @@ BREAKAGES = [
         "MemorySize hard-coded on the function instead of the MemorySize parameter (two places to change it)",
         "      MemorySize: !Ref MemorySize\n",
         "      MemorySize: 256\n",
+    ),
+    (
+        "template-check",
+        "otel-endpoint-unconditional",
+        "OTEL_EXPORTER_OTLP_ENDPOINT set unconditionally (every deployment would export to a collector that is not there)",
+        "          OTEL_EXPORTER_OTLP_ENDPOINT: !If [ExportsOtel, !Ref OtelExporterEndpoint, !Ref AWS::NoValue]\n",
+        "          OTEL_EXPORTER_OTLP_ENDPOINT: !Ref OtelExporterEndpoint\n",
+    ),
+    (
+        "template-check",
+        "otel-layer-unconditional",
+        "the collector layer listed unconditionally (an empty layer ARN with the default parameters)",
+        "      Layers: !If [HasOtelCollectorLayer, [!Ref OtelCollectorLayerArn], !Ref AWS::NoValue]\n",
+        "      Layers: [!Ref OtelCollectorLayerArn]\n",
     ),
     (
         "template-check",
