@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod bus;
+pub mod concurrency;
 pub mod config;
 pub mod context;
 pub mod failure;

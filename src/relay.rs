@@ -16,9 +16,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::concurrency::{Learned, Limiter, Signal};
 use crate::config::{Destination, RelayConfig, Target};
 use crate::context::{Fallback, InvocationTrace, Resolved, resolve};
 use crate::failure::{HoldBack, Reason, Undelivered};
@@ -31,6 +31,7 @@ use crate::plan::{Outgoing, Plan, plan};
 use crate::publish::{CallReport, EntryOutcome, Publisher};
 use crate::recording::{CallRecording, InvocationRecording, Recorder};
 use crate::response::{RelayError, RelayResponse, Summary, UnitFailure, respond};
+use crate::retry::{ErrorClass, classify};
 use crate::span::CallFacts;
 use crate::trace::TraceHeader;
 
@@ -88,6 +89,8 @@ pub struct Relay<P> {
     publisher: P,
     recorder: Option<Recorder>,
     metrics: Option<MetricsOutput>,
+    /// The in-flight limit the last invocation ended with ([`crate::concurrency`]).
+    learned: Learned,
 }
 
 /// Where and under which names EMF metric lines are written.
@@ -103,6 +106,7 @@ impl<P: Publisher> Relay<P> {
     /// Builds the relay.
     pub fn new(config: Arc<RelayConfig>, publisher: P) -> Self {
         Relay {
+            learned: Learned::new(config.max_in_flight),
             config,
             publisher,
             recorder: None,
@@ -165,7 +169,7 @@ impl<P: Publisher> Relay<P> {
             mut outcomes,
         } = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
         let order = Order::of(&inbound);
-        let semaphore = Semaphore::new(self.config.max_in_flight);
+        let limiter = self.learned.limiter(self.config.max_in_flight);
         let recording = self
             .recorder
             .as_ref()
@@ -175,7 +179,7 @@ impl<P: Publisher> Relay<P> {
         }
         let call = CallContext {
             cutoff: info.cutoff(self.config.deadline_margin),
-            semaphore: &semaphore,
+            limiter: &limiter,
             recording: recording.as_ref(),
         };
         let mut tally = Tally::new(&self.config.targets);
@@ -185,6 +189,7 @@ impl<P: Publisher> Relay<P> {
             round.drop_units(|unit| held.contains(&unit));
             self.deliver_round(&call, &round, &mut tally, &mut outcomes).await;
         }
+        self.learned.keep(&limiter);
         if let Some(recording) = recording {
             recording.finish(info.cutoff(Duration::ZERO)).await;
         }
@@ -256,7 +261,7 @@ impl<P: Publisher> Relay<P> {
                 run.add(outcome);
             }
         } else {
-            // In-flight calls are bounded by the semaphore, shared by all targets.
+            // In-flight calls are bounded by the limiter, shared by all targets.
             let sends = batches
                 .iter()
                 .map(|batch| self.deliver_batch(call, destination, batch, batch.messages.iter().collect()));
@@ -315,7 +320,7 @@ impl<P: Publisher> Relay<P> {
         pending: &[&Message],
         calls: &mut usize,
     ) -> Result<CallReport, Reason> {
-        let _permit = call.semaphore.acquire().await.map_err(|_| Reason::Deadline)?;
+        let permit = call.limiter.acquire().await;
         if call.too_late(Duration::ZERO) {
             return Err(Reason::Deadline);
         }
@@ -335,6 +340,7 @@ impl<P: Publisher> Relay<P> {
             },
             None => sent.await.map_err(Reason::Call),
         };
+        permit.finish(signal(&result));
         if let Some((recording, segment)) = recorded {
             recording.end_call(segment, destination, &call_facts(destination, &result));
         }
@@ -345,7 +351,7 @@ impl<P: Publisher> Relay<P> {
 /// What every call of one invocation shares.
 struct CallContext<'a> {
     cutoff: Option<Instant>,
-    semaphore: &'a Semaphore,
+    limiter: &'a Limiter,
     recording: Option<&'a InvocationRecording>,
 }
 
@@ -526,6 +532,27 @@ fn log_summary(info: &InvocationInfo, summary: &Summary) {
         retries = summary.retries,
         "invocation done"
     );
+}
+
+/// What a call's answer says about the service's capacity: a throttling code on the call or on
+/// any entry is a throttle.
+fn signal(result: &Result<CallReport, Reason>) -> Signal {
+    let throttling = |code: &str, status: Option<u16>| classify(Some(code), status) == ErrorClass::Throttling;
+    match result {
+        Ok(report) => {
+            let throttled = report
+                .entries
+                .iter()
+                .any(|e| matches!(e, EntryOutcome::Failed(Reason::Rejected { code, .. }) if throttling(code, None)));
+            if throttled {
+                Signal::Throttled
+            } else {
+                Signal::Succeeded
+            }
+        }
+        Err(Reason::Call(e)) if throttling(&e.code, e.status) => Signal::Throttled,
+        Err(_) => Signal::Neutral,
+    }
 }
 
 /// The distinct trace contexts the planned messages came with, in order of first appearance.

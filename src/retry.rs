@@ -15,6 +15,7 @@
 //! reported failed and Lambda delivers it again.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_sqs::config::interceptors::InterceptorContext;
 use aws_sdk_sqs::config::retry::{ClassifyRetry, RetryAction};
@@ -83,6 +84,16 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorClass {
     }
 }
 
+/// Throttled attempts the SDK has seen in this process, retried or not: the relay's concurrency
+/// backs off when this moves during a call ([`crate::concurrency`]), since the SDK's own retries
+/// hide a throttle that a later attempt overcame.
+static THROTTLES_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// How many throttled attempts the SDK has classified so far in this process.
+pub fn throttles_seen() -> u64 {
+    THROTTLES_SEEN.load(Ordering::Relaxed)
+}
+
 /// The SDK retry classifier for one operation's error type `E` (`SendMessageBatchError`,
 /// `PublishBatchError`): classifies service error responses with [`classify`], after and over the
 /// SDK's own classifiers. Errors without a service response (timeouts, connection failures) are
@@ -123,7 +134,10 @@ where
         };
         let status = ctx.response().map(|r| r.status().as_u16());
         match classify(service_error.code(), status) {
-            ErrorClass::Throttling => RetryAction::throttling_error(),
+            ErrorClass::Throttling => {
+                THROTTLES_SEEN.fetch_add(1, Ordering::Relaxed);
+                RetryAction::throttling_error()
+            }
             ErrorClass::ServerError => RetryAction::server_error(),
             ErrorClass::Transient => RetryAction::transient_error(),
             ErrorClass::Permanent => RetryAction::RetryForbidden,

@@ -513,3 +513,49 @@ async fn parser_complaints_are_bounded_in_errors() {
         .unwrap_err();
     assert!(err.to_string().len() < 1_000, "{} bytes", err.to_string().len());
 }
+
+/// Counts calls in flight; its first call answers one entry throttled (resent alone).
+#[derive(Clone, Default)]
+struct ThrottleOncePublisher {
+    counting: CountingPublisher,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Publisher for ThrottleOncePublisher {
+    async fn send(&self, destination: &Destination, batch: &Batch) -> Result<CallReport, CallError> {
+        let first = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let mut report = self.counting.send(destination, batch).await?;
+        if first {
+            report.entries[0] = EntryOutcome::Failed(Reason::Rejected {
+                code: "ThrottlingException".into(),
+                message: "Rate exceeded".into(),
+                sender_fault: false,
+            });
+        }
+        Ok(report)
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_call_halves_the_calls_in_flight_for_the_next_invocation() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let config = RelayConfig::from_lookup(|k| (k == "RELAY_TARGETS").then(|| QUEUE.to_owned())).unwrap();
+    let publisher = ThrottleOncePublisher::default();
+    let relay = Relay::new(Arc::new(config), publisher.clone());
+    let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    relay.handle(&direct(&keys), &info()).await.unwrap();
+    assert_eq!(
+        publisher.counting.peak.load(SeqCst),
+        10,
+        "all ten calls at once before the throttle"
+    );
+
+    publisher.counting.peak.store(0, SeqCst);
+    relay.handle(&direct(&keys), &info()).await.unwrap();
+    let peak = publisher.counting.peak.load(SeqCst);
+    assert!(
+        (8..=9).contains(&peak),
+        "starts at 16 / 2 and grows by about one per window: {peak}"
+    );
+}
