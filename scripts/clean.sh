@@ -4,7 +4,8 @@
 # Usage: scripts/clean.sh [--dry-run] [--outside]
 #   (no option)  inside the checkout: target/ (cargo), .venv/ (moto, boto3, cargo-lambda, and
 #                .venv/deploy: cfn-lint, SAM CLI), cdk/node_modules/ and cdk/cdk.out/ (npm ci,
-#                cdk synth), fuzz/target/, fuzz/artifacts/ and fuzz/coverage/ (cargo-fuzz),
+#                cdk synth), bench/latency/peer_node/node_modules/ (scripts/bench-latency.sh),
+#                fuzz/target/, fuzz/artifacts/ and fuzz/coverage/ (cargo-fuzz),
 #                .aws-sam/ (sam build). All of it is git-ignored and made again by the scripts.
 #   --outside    also what the scripts added outside the checkout: cargo-fuzz in ~/.cargo/bin
 #                (scripts/fuzz.sh), the Rust std for aarch64-unknown-linux-gnu (rustup target,
@@ -47,7 +48,7 @@ remove() {
 human() { awk -v k="$1" 'BEGIN { if (k >= 1048576) printf "%.1f GB", k / 1048576; else printf "%.0f MB", k / 1024 }'; }
 
 # Inside the checkout: relative paths only, so nothing outside it is touched by mistake.
-remove target .venv cdk/node_modules cdk/cdk.out fuzz/target fuzz/artifacts fuzz/coverage .aws-sam
+remove target .venv cdk/node_modules cdk/cdk.out bench/latency/peer_node/node_modules fuzz/target fuzz/artifacts fuzz/coverage .aws-sam
 
 if ((outside)); then
     cargo_home="${CARGO_HOME:-$HOME/.cargo}"
