@@ -197,159 +197,230 @@ const PREREQUISITES: &[&str] = &[
     "kill",
 ];
 
-#[test]
-fn every_command_exists_as_written() {
-    let root = repo();
-    let gitignore = read(".gitignore");
-    let deploy_reqs = read("scripts/requirements-deploy.txt");
-    let mut made: BTreeSet<String> = BTreeSet::new(); // files and tools earlier README steps create
-    let mut section = String::new();
-    let mut exported: BTreeSet<String> = BTreeSet::new(); // PATH entries exported in this section
-    for b in sh_blocks(&read("README.md")) {
-        if b.section != section {
-            section = b.section.clone();
-            exported.clear();
+/// The README read in order, as a newcomer runs it: what earlier steps made (files, tools) and
+/// which directories the current section put on PATH.
+struct Walk {
+    root: PathBuf,
+    gitignore: String,
+    deploy_reqs: String,
+    /// Files and tools earlier README steps create.
+    made: BTreeSet<String>,
+    section: String,
+    /// PATH entries exported in this section.
+    exported: BTreeSet<String>,
+}
+
+/// One command of a block, once its leading assignments are read.
+struct Step<'a> {
+    at: String,
+    cwd: String,
+    path: BTreeSet<String>,
+    program: &'a str,
+    args: Vec<&'a str>,
+}
+
+impl Step<'_> {
+    fn arg_after(&self, flag: &str) -> Option<&str> {
+        let i = self.args.iter().position(|a| *a == flag)?;
+        self.args.get(i + 1).copied()
+    }
+}
+
+impl Walk {
+    fn new() -> Self {
+        Walk {
+            root: repo(),
+            gitignore: read(".gitignore"),
+            deploy_reqs: read("scripts/requirements-deploy.txt"),
+            made: BTreeSet::new(),
+            section: String::new(),
+            exported: BTreeSet::new(),
+        }
+    }
+
+    fn block(&mut self, b: &Block) {
+        if b.section != self.section {
+            self.section = b.section.clone();
+            self.exported.clear();
         }
         let mut cwd = String::new();
         for cmd in commands(&b.code) {
             let at = format!("README.md:{} `{}`", b.line, cmd.join(" "));
-            let mut path = exported.clone();
-            let mut words = cmd.iter().peekable();
-            // Assignments before the command (or after `export`).
-            let mut is_export = false;
-            while let Some(w) = words.peek() {
-                if *w == "export" {
-                    is_export = true;
-                } else if let Some((name, value)) = w.split_once('=') {
-                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
-                        break;
-                    }
-                    if name == "PATH" {
-                        for entry in value.split(':').filter(|e| !e.starts_with("$PATH")) {
-                            let dir = path_dir(entry, &cwd);
-                            assert!(
-                                made.contains(&dir) || root.join(&dir).is_dir(),
-                                "{at}: PATH entry {dir} is made by no earlier step"
-                            );
-                            path.insert(dir.clone());
-                            if is_export {
-                                exported.insert(dir);
-                            }
-                        }
-                    }
-                } else {
-                    break;
-                }
-                words.next();
-            }
-            let rest: Vec<&String> = words.collect();
-            let Some(program) = rest.first().map(|s| s.as_str()) else {
+            let (path, rest) = self.assignments(&at, &cwd, &cmd);
+            let Some((program, args)) = rest.split_first() else {
                 continue;
             };
-            let args = &rest[1..];
-            let arg_after = |flag: &str| {
-                args.iter()
-                    .position(|a| *a == flag)
-                    .and_then(|i| args.get(i + 1))
-                    .map(|s| s.as_str())
+            let step = Step {
+                at,
+                cwd: cwd.clone(),
+                path,
+                program,
+                args: args.to_vec(),
             };
-
-            if program == "cd" {
-                cwd = path_dir(args[0], &cwd);
-                assert!(root.join(&cwd).is_dir(), "{at}: no directory {cwd}");
+            if program == &"cd" {
+                cwd = path_dir(step.args[0], &cwd);
+                assert!(self.root.join(&cwd).is_dir(), "{}: no directory {cwd}", step.at);
                 continue;
             }
             // Files the command writes (`cat > relay.env`), for later steps.
-            if let Some(file) = args.iter().position(|a| *a == ">").and_then(|i| args.get(i + 1)) {
-                made.insert(path_dir(file, &cwd));
+            if let Some(file) = step.arg_after(">") {
+                self.made.insert(path_dir(file, &cwd));
             }
-            if program.starts_with(".venv/") {
-                assert!(
-                    made.contains(program),
-                    "{at}: {program} is made by no earlier README step"
-                );
-            } else if program.contains('/') {
-                let file = root.join(&cwd).join(program);
-                assert!(
-                    is_executable_script(&file),
-                    "{at}: {program} is not an executable script with #!"
-                );
-                let text = fs::read_to_string(&file).unwrap_or_default();
-                for opt in args.iter().filter(|a| a.starts_with("--")) {
-                    assert!(text.contains(opt.as_str()), "{at}: {program} knows no option {opt}");
+            self.check_program(&step);
+            self.check_files(&step);
+            self.record_made(&step);
+        }
+    }
+
+    /// Reads `NAME=value` words before the command (or after `export`); returns PATH as the command
+    /// sees it and the words left.
+    fn assignments<'c>(&mut self, at: &str, cwd: &str, cmd: &'c [String]) -> (BTreeSet<String>, Vec<&'c str>) {
+        let mut path = self.exported.clone();
+        let mut words = cmd.iter().map(String::as_str).peekable();
+        let mut is_export = false;
+        while let Some(w) = words.peek() {
+            if *w == "export" {
+                is_export = true;
+            } else if let Some((name, value)) = w.split_once('=') {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                    break;
                 }
-                for script_arg in args.iter().filter(|a| a.ends_with(".py")) {
-                    assert!(root.join(&cwd).join(script_arg).is_file(), "{at}: no file {script_arg}");
+                if name == "PATH" {
+                    for entry in value.split(':').filter(|e| !e.starts_with("$PATH")) {
+                        let dir = path_dir(entry, cwd);
+                        assert!(
+                            self.made.contains(&dir) || self.root.join(&dir).is_dir(),
+                            "{at}: PATH entry {dir} is made by no earlier step"
+                        );
+                        path.insert(dir.clone());
+                        if is_export {
+                            self.exported.insert(dir);
+                        }
+                    }
                 }
-            } else if program == "sam" {
-                assert!(
-                    path.contains(".venv/deploy/bin"),
-                    "{at}: `sam` without .venv/deploy/bin on PATH"
-                );
-                assert!(
-                    made.contains(".venv/deploy/bin/sam"),
-                    "{at}: no earlier step installs the SAM CLI"
-                );
             } else {
+                break;
+            }
+            words.next();
+        }
+        (path, words.collect())
+    }
+
+    /// The program exists as written: a tool an earlier step made, an executable repo script that
+    /// knows its options, or a prerequisite; tools that need PATH have it.
+    fn check_program(&self, step: &Step<'_>) {
+        let (at, program, args) = (&step.at, step.program, &step.args);
+        if program.starts_with(".venv/") {
+            assert!(
+                self.made.contains(program),
+                "{at}: {program} is made by no earlier README step"
+            );
+        } else if program.contains('/') {
+            let file = self.root.join(&step.cwd).join(program);
+            assert!(
+                is_executable_script(&file),
+                "{at}: {program} is not an executable script with #!"
+            );
+            let text = fs::read_to_string(&file).unwrap_or_default();
+            for opt in args.iter().filter(|a| a.starts_with("--")) {
+                assert!(text.contains(opt), "{at}: {program} knows no option {opt}");
+            }
+            for script_arg in args.iter().filter(|a| a.ends_with(".py")) {
                 assert!(
-                    PREREQUISITES.contains(&program),
-                    "{at}: {program} is neither a repo script nor a prerequisite"
+                    self.root.join(&step.cwd).join(script_arg).is_file(),
+                    "{at}: no file {script_arg}"
                 );
             }
-            if program == "cargo" && args.first().map(|s| s.as_str()) == Some("lambda") {
+        } else if program == "sam" {
+            assert!(
+                step.path.contains(".venv/deploy/bin"),
+                "{at}: `sam` without .venv/deploy/bin on PATH"
+            );
+            assert!(
+                self.made.contains(".venv/deploy/bin/sam"),
+                "{at}: no earlier step installs the SAM CLI"
+            );
+        } else {
+            assert!(
+                PREREQUISITES.contains(&program),
+                "{at}: {program} is neither a repo script nor a prerequisite"
+            );
+        }
+        if program == "cargo" && args.first() == Some(&"lambda") {
+            assert!(
+                step.path.contains(".venv/bin") && self.made.contains(".venv/bin/cargo-lambda"),
+                "{at}: `cargo lambda` without .venv/bin on PATH"
+            );
+        }
+        if program == "npx" {
+            let cwd = &step.cwd;
+            assert!(
+                self.made.contains(&format!("{cwd}/node_modules")),
+                "{at}: npx before npm ci in {cwd}"
+            );
+        }
+    }
+
+    /// Files given to `--data-file`, `--example`, `-r` and `--env-file` exist or were written first;
+    /// an env file is git-ignored.
+    fn check_files(&self, step: &Step<'_>) {
+        let at = &step.at;
+        for flag in ["--data-file", "--example", "-r", "--env-file"] {
+            let Some(value) = step.arg_after(flag) else { continue };
+            if value.contains('$') {
+                continue;
+            }
+            let file = match flag {
+                "--example" => format!("examples/{value}.rs"),
+                _ => path_dir(value, &step.cwd),
+            };
+            assert!(
+                self.made.contains(&file) || self.root.join(&file).is_file(),
+                "{at}: {flag} {value}: no such file"
+            );
+            if flag == "--env-file" {
                 assert!(
-                    path.contains(".venv/bin") && made.contains(".venv/bin/cargo-lambda"),
-                    "{at}: `cargo lambda` without .venv/bin on PATH"
+                    self.gitignore.lines().any(|l| l.trim() == file),
+                    "{at}: {file} holds local settings but is not git-ignored"
                 );
-            }
-            if program == "npx" {
-                assert!(
-                    made.contains(&format!("{cwd}/node_modules")),
-                    "{at}: npx before npm ci in {cwd}"
-                );
-            }
-            if program == "npm" && args.first().map(|s| s.as_str()) == Some("ci") {
-                assert!(
-                    root.join(&cwd).join("package-lock.json").is_file(),
-                    "{at}: no package-lock.json in {cwd:?}"
-                );
-                made.insert(format!("{cwd}/node_modules"));
-            }
-            for flag in ["--data-file", "--example", "-r", "--env-file"] {
-                let Some(value) = arg_after(flag) else { continue };
-                if value.contains('$') {
-                    continue;
-                }
-                let file = match flag {
-                    "--example" => format!("examples/{value}.rs"),
-                    _ => path_dir(value, &cwd),
-                };
-                assert!(
-                    made.contains(&file) || root.join(&file).is_file(),
-                    "{at}: {flag} {value}: no such file"
-                );
-                if flag == "--env-file" {
-                    assert!(
-                        gitignore.lines().any(|l| l.trim() == file),
-                        "{at}: {file} holds local settings but is not git-ignored"
-                    );
-                }
-            }
-            // What the steps make.
-            if program == "scripts/bootstrap.sh" || program == "scripts/demo.sh" {
-                made.extend([".venv/bin", ".venv/bin/python", ".venv/bin/cargo-lambda"].map(String::from));
-            }
-            if program == "python3" && args.windows(2).any(|w| w[0] == "venv" && w[1] == ".venv/deploy") {
-                made.extend([".venv/deploy/bin", ".venv/deploy/bin/python", ".venv/deploy/bin/pip"].map(String::from));
-            }
-            if program == ".venv/deploy/bin/pip" && arg_after("-r") == Some("scripts/requirements-deploy.txt") {
-                assert!(
-                    deploy_reqs.lines().any(|l| l.starts_with("aws-sam-cli==")),
-                    "{at}: requirements-deploy.txt pins no aws-sam-cli"
-                );
-                made.insert(".venv/deploy/bin/sam".into());
             }
         }
+    }
+
+    /// What the step makes, for the steps after it.
+    fn record_made(&mut self, step: &Step<'_>) {
+        let (at, program, args) = (&step.at, step.program, &step.args);
+        if program == "npm" && args.first() == Some(&"ci") {
+            let cwd = &step.cwd;
+            assert!(
+                self.root.join(cwd).join("package-lock.json").is_file(),
+                "{at}: no package-lock.json in {cwd:?}"
+            );
+            self.made.insert(format!("{cwd}/node_modules"));
+        }
+        if program == "scripts/bootstrap.sh" || program == "scripts/demo.sh" {
+            self.made
+                .extend([".venv/bin", ".venv/bin/python", ".venv/bin/cargo-lambda"].map(String::from));
+        }
+        if program == "python3" && args.windows(2).any(|w| w[0] == "venv" && w[1] == ".venv/deploy") {
+            self.made
+                .extend([".venv/deploy/bin", ".venv/deploy/bin/python", ".venv/deploy/bin/pip"].map(String::from));
+        }
+        if program == ".venv/deploy/bin/pip" && step.arg_after("-r") == Some("scripts/requirements-deploy.txt") {
+            assert!(
+                self.deploy_reqs.lines().any(|l| l.starts_with("aws-sam-cli==")),
+                "{at}: requirements-deploy.txt pins no aws-sam-cli"
+            );
+            self.made.insert(".venv/deploy/bin/sam".into());
+        }
+    }
+}
+
+#[test]
+fn every_command_exists_as_written() {
+    let mut walk = Walk::new();
+    for b in sh_blocks(&read("README.md")) {
+        walk.block(&b);
     }
 }
 
