@@ -19,6 +19,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use s3_trace_relay::config::{Destination, Target, parse_targets};
+use s3_trace_relay::failure::Reason;
 use s3_trace_relay::inbound::{decode, decode_record_by_record};
 use s3_trace_relay::message::Batch;
 use s3_trace_relay::plan::max_batch_bytes;
@@ -117,10 +118,12 @@ fn check(payload: &str, invocation_trace: Option<&str>) {
                 check_batch(target, index, limit, batch, &mut last_unit_of_group[index]);
             }
         }
-        for o in &plan.oversized {
-            let limit = targets.get(o.target).map(|t| max_batch_bytes(&t.destination));
-            assert_eq!(Some(o.limit), limit);
-            assert!(o.message.size > o.limit);
+        for r in &plan.refused {
+            if let Reason::TooLarge { size, limit } = r.reason {
+                let target_limit = targets.get(r.target).map(|t| max_batch_bytes(&t.destination));
+                assert_eq!(Some(limit), target_limit);
+                assert!(size > limit && r.message.size == size);
+            }
         }
     }
 }
@@ -135,7 +138,9 @@ fn check_batch(target: &Target, index: usize, limit: usize, batch: &Batch, last_
     let bytes: usize = batch.messages.iter().map(|m| m.size).sum();
     assert!(bytes <= limit, "batch of {bytes} bytes for a {limit} byte limit");
     match &target.destination {
-        Destination::Sqs { .. } => assert_eq!(batch.request_trace, None),
+        Destination::Sqs { .. } | Destination::EventBus { .. } | Destination::StateMachine { .. } => {
+            assert_eq!(batch.request_trace, None)
+        }
         Destination::Sns { .. } => {
             for m in &batch.messages {
                 assert_eq!(m.trace, batch.request_trace, "SNS batch mixes trace contexts");
