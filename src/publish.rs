@@ -233,9 +233,7 @@ impl AwsPublisher {
         }
         let output = request
             .customize()
-            .mutate_request(|r: &mut HttpRequest| {
-                r.headers_mut().remove(TRACE_HTTP_HEADER);
-            })
+            .mutate_request(without_trace_header)
             .send()
             .await
             .map_err(|e| sdk_call_error(SEND_MESSAGE_BATCH, e))?;
@@ -335,6 +333,12 @@ pub const PUBLISH_BATCH: &str = "PublishBatch";
 pub const PUT_EVENTS: &str = "PutEvents";
 /// The Step Functions operation the relay starts executions with.
 pub const START_EXECUTION: &str = "StartExecution";
+
+/// Removes the request's `X-Amzn-Trace-Id` for calls whose entries carry their own trace context
+/// (SQS, EventBridge, Step Functions), so the SDK's copy of the process-wide one cannot leak.
+pub(crate) fn without_trace_header(request: &mut HttpRequest) {
+    request.headers_mut().remove(TRACE_HTTP_HEADER);
+}
 
 /// The operation one call to `destination` makes.
 pub fn operation(destination: &Destination) -> &'static str {

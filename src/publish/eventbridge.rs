@@ -12,11 +12,10 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_eventbridge::operation::RequestId;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat as Format};
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
-use aws_sdk_sqs::config::http::HttpRequest;
 
-use super::{CallReport, EntryOutcome, PUT_EVENTS, call_error, sdk_call_error};
+use super::{CallReport, EntryOutcome, PUT_EVENTS, call_error, sdk_call_error, without_trace_header};
 use crate::failure::{CallError, Reason};
-use crate::message::{Batch, TRACE_HTTP_HEADER, bucket_arn};
+use crate::message::{Batch, bucket_arn};
 use crate::retry::classify;
 
 /// The buses this process has seen `DescribeEventBus` confirm.
@@ -68,9 +67,7 @@ pub(super) async fn put_events(
     }
     let output = request
         .customize()
-        .mutate_request(|r: &mut HttpRequest| {
-            r.headers_mut().remove(TRACE_HTTP_HEADER);
-        })
+        .mutate_request(without_trace_header)
         .send()
         .await
         .map_err(|e| sdk_call_error(PUT_EVENTS, e))?;

@@ -6,12 +6,11 @@
 //! delivered. Express workflows do not deduplicate names: at least once.
 
 use aws_sdk_sfn::operation::RequestId;
-use aws_sdk_sqs::config::http::HttpRequest;
 use aws_sdk_sqs::error::SdkError;
 
-use super::{CallReport, EntryOutcome, START_EXECUTION, call_error, sdk_call_error};
+use super::{CallReport, EntryOutcome, START_EXECUTION, call_error, sdk_call_error, without_trace_header};
 use crate::failure::CallError;
-use crate::message::{Batch, TRACE_HTTP_HEADER};
+use crate::message::Batch;
 
 /// Starts the execution of the batch's one message.
 pub(super) async fn start_execution(
@@ -33,9 +32,7 @@ pub(super) async fn start_execution(
         .set_name(m.execution_name.clone())
         .set_trace_header(m.trace.as_ref().map(ToString::to_string))
         .customize()
-        .mutate_request(|r: &mut HttpRequest| {
-            r.headers_mut().remove(TRACE_HTTP_HEADER);
-        })
+        .mutate_request(without_trace_header)
         .send()
         .await;
     let request_id = match sent {
