@@ -16,6 +16,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use crate::concurrency::{Learned, Limiter, Signal};
@@ -261,11 +263,17 @@ impl<P: Publisher> Relay<P> {
                 run.add(outcome);
             }
         } else {
-            // In-flight calls are bounded by the limiter, shared by all targets.
-            let sends = batches
-                .iter()
-                .map(|batch| self.deliver_batch(call, destination, batch, batch.messages.iter().collect()));
-            for outcome in futures_util::future::join_all(sends).await {
+            // In-flight calls are bounded by the limiter, shared by all targets; at most its cap of
+            // batches is started at once, so waiting batches hold no future (a 10,000-context batch
+            // would otherwise hold 10,000, all woken at every freed slot).
+            let mut waiting = batches.iter();
+            let mut started = FuturesUnordered::new();
+            loop {
+                while started.len() < self.config.max_in_flight {
+                    let Some(batch) = waiting.next() else { break };
+                    started.push(self.deliver_batch(call, destination, batch, batch.messages.iter().collect()));
+                }
+                let Some(outcome) = started.next().await else { break };
                 run.add(outcome);
             }
         }

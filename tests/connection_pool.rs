@@ -1,0 +1,145 @@
+//! The relay's AWS SDK clients share one HTTP connection pool: SQS and SNS calls to one endpoint
+//! reuse the same keep-alive connections instead of each service client opening its own (issue 14:
+//! 31–33 connections for 16 calls in flight). Against a local endpoint that answers both protocols
+//! and counts the TCP connections it accepts; no network, nothing installed.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use s3_trace_relay::publish::sdk_config_loader;
+use s3_trace_relay::response::RelayResponse;
+use s3_trace_relay::{AwsPublisher, InvocationInfo, Relay, RelayConfig};
+use tokio::net::TcpListener;
+
+/// Connections accepted and calls answered by the endpoint.
+#[derive(Default)]
+struct Counts {
+    connections: AtomicUsize,
+    sqs_calls: AtomicUsize,
+    sns_calls: AtomicUsize,
+}
+
+/// Serves SQS `SendMessageBatch` (JSON) and SNS `PublishBatch` (query) on one port, accepting
+/// every entry; returns its address.
+async fn endpoint(counts: Arc<Counts>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counts.connections.fetch_add(1, Ordering::SeqCst);
+            let counts = Arc::clone(&counts);
+            let service = service_fn(move |request| answer(Arc::clone(&counts), request));
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    format!("http://{address}")
+}
+
+async fn answer(counts: Arc<Counts>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let sqs = request
+        .headers()
+        .get("x-amz-target")
+        .is_some_and(|t| t.as_bytes().ends_with(b".SendMessageBatch"));
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let (content_type, text) = if sqs {
+        counts.sqs_calls.fetch_add(1, Ordering::SeqCst);
+        ("application/x-amz-json-1.0", sqs_answer(&body))
+    } else {
+        counts.sns_calls.fetch_add(1, Ordering::SeqCst);
+        ("text/xml", sns_answer(&body))
+    };
+    let response = Response::builder()
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", "request-1")
+        .body(Full::new(Bytes::from(text)))
+        .unwrap();
+    Ok(response)
+}
+
+fn sqs_answer(body: &[u8]) -> String {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let successful: Vec<serde_json::Value> = request["Entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::json!({"Id": e["Id"], "MessageId": "m-1", "MD5OfMessageBody": "0"}))
+        .collect();
+    serde_json::json!({"Successful": successful, "Failed": []}).to_string()
+}
+
+fn sns_answer(body: &[u8]) -> String {
+    let form = String::from_utf8_lossy(body);
+    let members: String = form
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| name.starts_with("PublishBatchRequestEntries.member.") && name.ends_with(".Id"))
+        .map(|(_, id)| format!("<member><Id>{id}</Id><MessageId>m-1</MessageId></member>"))
+        .collect();
+    format!(
+        "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult>\
+         <Successful>{members}</Successful><Failed/></PublishBatchResult>\
+         <ResponseMetadata><RequestId>request-1</RequestId></ResponseMetadata></PublishBatchResponse>"
+    )
+}
+
+/// The relay over the real SDK clients, with a queue and a topic behind `endpoint`, one call in
+/// flight.
+async fn relay(endpoint: &str) -> Relay<AwsPublisher> {
+    let targets = format!("{endpoint}/123456789012/uploads,arn:aws:sns:us-east-1:123456789012:uploads");
+    // One call at a time: a second connection could only come from a second pool.
+    let config = RelayConfig::from_lookup(|name| match name {
+        "RELAY_TARGETS" => Some(targets.clone()),
+        "RELAY_MAX_IN_FLIGHT" => Some("1".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let sdk_config = sdk_config_loader(Duration::from_secs(5))
+        .await
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ))
+        .load()
+        .await;
+    let publisher = AwsPublisher::new(&sdk_config, config.targets.iter().map(|t| &t.destination));
+    Relay::new(Arc::new(config), publisher)
+}
+
+#[tokio::test]
+async fn queue_and_topic_calls_share_one_connection() {
+    let counts = Arc::new(Counts::default());
+    let relay = relay(&endpoint(Arc::clone(&counts)).await).await;
+    let event = include_str!("../events/s3-put.json");
+    for n in 0..3 {
+        let info = InvocationInfo {
+            request_id: format!("r-{n}"),
+            ..InvocationInfo::default()
+        };
+        match relay.handle(event, &info).await.unwrap() {
+            RelayResponse::Done(summary) => assert_eq!(summary.published, 2, "{summary:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(counts.sqs_calls.load(Ordering::SeqCst), 3);
+    assert_eq!(counts.sns_calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        counts.connections.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection for both services"
+    );
+}
