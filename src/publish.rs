@@ -19,7 +19,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_sns::config::SharedHttpClient;
 use aws_sdk_sns::types::{MessageAttributeValue as SnsAttribute, PublishBatchRequestEntry};
 use aws_sdk_sqs::config::http::{HttpRequest, HttpResponse};
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -28,6 +27,9 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue as SqsAttribute, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
     SendMessageBatchRequestEntry,
 };
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use aws_sdk_sns::operation::publish_batch::PublishBatchError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
@@ -117,9 +119,31 @@ pub async fn sdk_config_loader(attempt_timeout: Duration) -> aws_config::ConfigL
 /// Functions, each region). Without it each service client builds its own default client and pool:
 /// a batch to a queue and a topic behind one endpoint opened 31–33 connections for 16 calls in
 /// flight. This is the SDK's own default client built the same way (hyper 1 with rustls over
-/// aws-lc, a proxy from the environment as `HTTPS_PROXY`/`NO_PROXY` say), only shared; the
-/// connector, and with it the trust roots, is built when the first call is made.
+/// aws-lc, trust roots from the system or `SSL_CERT_FILE`, a proxy from the environment as
+/// `HTTPS_PROXY`/`NO_PROXY` say), only shared, and built at the first call ([`AtFirstCall`]).
 fn shared_http_client() -> SharedHttpClient {
+    SharedHttpClient::new(AtFirstCall(sdk_default_http_client()))
+}
+
+/// An HTTP client whose connector is built when the first call needs it. The SDK's default client
+/// builds a throwaway connector whenever a service client is built (`validate_base_client_config`),
+/// so that the trust roots load during init: a rustls configuration with every root parsed, once
+/// per client (STS for the credentials chain, SQS, SNS, EventBridge, Step Functions). Init is
+/// billed and delays the first `/next`; here one connector is built, by the first call.
+#[derive(Debug)]
+struct AtFirstCall(SharedHttpClient);
+
+impl HttpClient for AtFirstCall {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+fn sdk_default_http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
         connector.set_connector_settings(settings.cloned());

@@ -1,7 +1,13 @@
-//! The relay's AWS SDK clients share one HTTP connection pool: SQS and SNS calls to one endpoint
-//! reuse the same keep-alive connections instead of each service client opening its own (issue 14:
-//! 31–33 connections for 16 calls in flight). Against a local endpoint that answers both protocols
-//! and counts the TCP connections it accepts; no network, nothing installed.
+//! The relay's HTTP client, against a local endpoint that answers SQS and SNS and counts the
+//! connections it accepts (no network, nothing installed):
+//! - every AWS SDK client shares one connection pool: SQS and SNS calls reuse the same keep-alive
+//!   connections instead of each service client opening its own (31–33 connections were opened for
+//!   16 calls in flight);
+//! - the trust roots, loaded at the first call rather than at init, still come from the system or
+//!   from `SSL_CERT_FILE`: the relay binary reaches an HTTPS endpoint whose certificate only the
+//!   test CA in `tests/fixtures/tls` signs when, and only when, `SSL_CERT_FILE` names that CA.
+
+mod support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +25,13 @@ use s3_trace_relay::publish::sdk_config_loader;
 use s3_trace_relay::response::RelayResponse;
 use s3_trace_relay::{AwsPublisher, InvocationInfo, Relay, RelayConfig};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use support::relay_process::{WAIT, failed_items};
+use support::runtime_api::{Invocation, RelayProcess, RuntimeApi};
 
 /// Connections accepted and calls answered by the endpoint.
 #[derive(Default)]
@@ -42,6 +55,41 @@ async fn endpoint(counts: Arc<Counts>) -> String {
         }
     });
     format!("http://{address}")
+}
+
+/// Like [`endpoint`], over TLS with the certificate in `tests/fixtures/tls` (127.0.0.1, signed by
+/// the test CA); returns its `https://` address.
+async fn tls_endpoint(counts: Arc<Counts>) -> String {
+    let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let chain = CertificateDer::pem_file_iter(format!("{tls}/server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{tls}/server-key.pem")).unwrap();
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counts.connections.fetch_add(1, Ordering::SeqCst);
+            let (counts, acceptor) = (Arc::clone(&counts), acceptor.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate ends the handshake: nothing to serve.
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(move |request| answer(Arc::clone(&counts), request));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("https://{address}")
 }
 
 async fn answer(counts: Arc<Counts>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -141,5 +189,47 @@ async fn queue_and_topic_calls_share_one_connection() {
         counts.connections.load(Ordering::SeqCst),
         1,
         "one keep-alive connection for both services"
+    );
+}
+
+/// Invokes the relay binary once with an SQS-wrapped S3 event, against `endpoint` over HTTPS, with
+/// `extra` environment; returns the messages it reported failed.
+async fn relay_over_tls(endpoint: &str, extra: &[(&str, &str)]) -> Vec<String> {
+    let targets = format!("{endpoint}/123456789012/uploads,arn:aws:sns:us-east-1:123456789012:uploads");
+    let mut env = vec![
+        ("RELAY_TARGETS", targets.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ];
+    env.extend_from_slice(extra);
+    let api = RuntimeApi::start().await;
+    let process = RelayProcess::spawn(&api, &env);
+    let payload = support::fixture("sqs-batch-mixed-trace.json");
+    let outcome = api.invoke(Invocation::new(payload)).outcome(WAIT).await;
+    let response = outcome.expect_response();
+    drop(process);
+    failed_items(&response)
+}
+
+#[tokio::test]
+async fn a_ca_named_by_ssl_cert_file_is_trusted_at_the_first_call() {
+    let counts = Arc::new(Counts::default());
+    let endpoint = tls_endpoint(Arc::clone(&counts)).await;
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+    let failed = relay_over_tls(&endpoint, &[("SSL_CERT_FILE", ca)]).await;
+    assert_eq!(failed, Vec::<String>::new());
+    assert!(counts.sqs_calls.load(Ordering::SeqCst) >= 1);
+    assert!(counts.sns_calls.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn without_the_ca_the_endpoint_is_not_trusted_and_every_message_is_reported() {
+    let counts = Arc::new(Counts::default());
+    let endpoint = tls_endpoint(Arc::clone(&counts)).await;
+    let failed = relay_over_tls(&endpoint, &[]).await;
+    assert!(!failed.is_empty(), "an untrusted endpoint must fail the messages");
+    assert_eq!(
+        counts.sqs_calls.load(Ordering::SeqCst) + counts.sns_calls.load(Ordering::SeqCst),
+        0
     );
 }
