@@ -265,7 +265,8 @@ impl<P: Publisher> Relay<P> {
         } else {
             // In-flight calls are bounded by the limiter, shared by all targets; at most its cap of
             // batches is started at once, so waiting batches hold no future (a 10,000-context batch
-            // would otherwise hold 10,000, all woken at every freed slot).
+            // would otherwise hold 10,000, all woken at every freed slot). A loop rather than
+            // `buffer_unordered`, whose closure over borrowed batches rustc cannot prove `Send`.
             let mut waiting = batches.iter();
             let mut started = FuturesUnordered::new();
             loop {

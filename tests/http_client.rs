@@ -24,6 +24,7 @@ use hyper_util::rt::TokioIo;
 use s3_trace_relay::publish::sdk_config_loader;
 use s3_trace_relay::response::RelayResponse;
 use s3_trace_relay::{AwsPublisher, InvocationInfo, Relay, RelayConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -44,17 +45,7 @@ struct Counts {
 /// Serves SQS `SendMessageBatch` (JSON) and SNS `PublishBatch` (query) on one port, accepting
 /// every entry; returns its address.
 async fn endpoint(counts: Arc<Counts>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            counts.connections.fetch_add(1, Ordering::SeqCst);
-            let counts = Arc::clone(&counts);
-            let service = service_fn(move |request| answer(Arc::clone(&counts), request));
-            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-        }
-    });
-    format!("http://{address}")
+    format!("http://{}", serve(counts, None).await)
 }
 
 /// Like [`endpoint`], over TLS with the certificate in `tests/fixtures/tls` (127.0.0.1, signed by
@@ -70,26 +61,41 @@ async fn tls_endpoint(counts: Arc<Counts>) -> String {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    format!(
+        "https://{}",
+        serve(counts, Some(TlsAcceptor::from(Arc::new(config)))).await
+    )
+}
+
+/// Accepts connections on a free port (over TLS with `tls`), counting them; returns `host:port`.
+async fn serve(counts: Arc<Counts>, tls: Option<TlsAcceptor>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             counts.connections.fetch_add(1, Ordering::SeqCst);
-            let (counts, acceptor) = (Arc::clone(&counts), acceptor.clone());
+            let (counts, tls) = (Arc::clone(&counts), tls.clone());
             tokio::spawn(async move {
-                // A client that does not trust the certificate ends the handshake: nothing to serve.
-                let Ok(stream) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = service_fn(move |request| answer(Arc::clone(&counts), request));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                match tls {
+                    // A client that does not trust the certificate ends the handshake: nothing to serve.
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            serve_connection(counts, stream).await;
+                        }
+                    }
+                    None => serve_connection(counts, stream).await,
+                }
             });
         }
     });
-    format!("https://{address}")
+    address.to_string()
+}
+
+async fn serve_connection(counts: Arc<Counts>, stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static) {
+    let service = service_fn(move |request| answer(Arc::clone(&counts), request));
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn answer(counts: Arc<Counts>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
