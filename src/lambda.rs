@@ -72,7 +72,7 @@ pub async fn run() -> Result<(), RunError> {
         let relay = Arc::clone(&relay);
         async move {
             let info = InvocationInfo::from(&event.context);
-            relay.handle(event.payload.get(), &info).await
+            relay.handle_payload(event.payload, &info).await
         }
     }))
     .await

@@ -163,13 +163,31 @@ impl<P: Publisher> Relay<P> {
     /// # });
     /// ```
     pub async fn handle(&self, payload: &str, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
+        let prepared = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
+        self.deliver(prepared, info).await
+    }
+
+    /// [`Relay::handle`] for a payload it may drop once decoded: every record is copied out of it
+    /// by then, so the invocation does not hold the batch twice while it sends (6 MB at most).
+    pub async fn handle_payload(
+        &self,
+        payload: Box<serde_json::value::RawValue>,
+        info: &InvocationInfo,
+    ) -> Result<RelayResponse, RelayError> {
+        let prepared = prepare(&self.config.targets, payload.get(), info.trace_id.as_deref())?;
+        drop(payload);
+        self.deliver(prepared, info).await
+    }
+
+    /// Sends what [`prepare`] planned and answers Lambda.
+    async fn deliver(&self, prepared: Prepared, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
         let Prepared {
             inbound,
             invocation_trace,
             rounds,
             mut summary,
             mut outcomes,
-        } = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
+        } = prepared;
         let order = Order::of(&inbound);
         let limiter = self.learned.limiter(self.config.max_in_flight);
         let recording = self

@@ -99,6 +99,21 @@ async fn direct_event_goes_out_with_the_invocation_trace_header() {
 }
 
 #[tokio::test]
+async fn an_owned_payload_is_relayed_as_the_borrowed_one_is() {
+    let payload = sqs(
+        "arn:aws:sqs:us-east-1:123456789012:in",
+        &[("m-1", "a", None, None), ("m-2", "b", None, Some("not a header"))],
+    );
+    let borrowed = FakePublisher::default();
+    let expected = relay(QUEUE, borrowed.clone()).handle(&payload, &info()).await.unwrap();
+    let owned = FakePublisher::default();
+    let raw = serde_json::value::RawValue::from_string(payload).unwrap();
+    let response = relay(QUEUE, owned.clone()).handle_payload(raw, &info()).await.unwrap();
+    assert_eq!(format!("{response:?}"), format!("{expected:?}"));
+    assert_eq!(owned.sent(), borrowed.sent());
+}
+
+#[tokio::test]
 async fn each_record_goes_to_every_matching_target() {
     let publisher = FakePublisher::default();
     let targets = format!("{QUEUE}?prefix=img/,arn:aws:sns:us-east-1:123456789012:t?suffix=.txt");
