@@ -81,30 +81,13 @@ pub struct Outgoing<'a> {
     pub trace: Option<&'a TraceHeader>,
 }
 
-/// One target's messages while the plan is built: those it can take, and those it cannot.
-#[derive(Default)]
-struct Share {
-    fits: Vec<Message>,
-    refused: Vec<(Message, Reason)>,
-}
-
-impl Share {
-    /// Keeps `m`, or sets it aside with the reason its target cannot take it.
-    fn take(&mut self, m: Message, refusal: Option<Reason>, limit: usize) {
-        match refusal {
-            Some(reason) => self.refused.push((m, reason)),
-            None if m.size > limit => {
-                let size = m.size;
-                self.refused.push((m, Reason::TooLarge { size, limit }));
-            }
-            None => self.fits.push(m),
-        }
-    }
-}
-
 /// Routes every record and batches the messages per target.
 pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'a>>) -> Plan {
-    let mut shares: Vec<Share> = targets.iter().map(|_| Share::default()).collect();
+    let mut batchers: Vec<Batcher> = targets
+        .iter()
+        .enumerate()
+        .map(|(index, t)| Batcher::new(index, &t.destination))
+        .collect();
     let mut filtered_out = 0;
     for record in records {
         let n = record.notification;
@@ -113,9 +96,9 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         let mut routed = false;
         for t in route(targets.iter().map(|t| t.filters.as_slice()), &n.key, &n.event_name) {
             routed = true;
-            if let (Some(share), Some(target)) = (shares.get_mut(t), targets.get(t)) {
+            if let (Some(batcher), Some(target)) = (batchers.get_mut(t), targets.get(t)) {
                 let (m, refusal) = message(record.unit, n, record.trace, traceparent.clone(), target);
-                share.take(m, refusal, max_batch_bytes(&target.destination));
+                batcher.take(m, refusal);
             }
         }
         if !routed {
@@ -127,31 +110,159 @@ pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'
         filtered_out,
         ..Plan::default()
     };
-    for (index, (target, share)) in targets.iter().zip(shares).enumerate() {
-        plan.refused
-            .extend(share.refused.into_iter().map(|(message, reason)| Refused {
-                message,
-                target: index,
-                reason,
-            }));
-        plan.batches.push(batches(index, &target.destination, share.fits));
+    for batcher in batchers {
+        let (batches, refused) = batcher.finish();
+        plan.refused.extend(refused);
+        plan.batches.push(batches);
     }
     plan
 }
 
-/// One target's messages in batches: SNS grouped by trace context (runs of one, on FIFO topics),
-/// everything else in order; each batch within the destination's entry and byte limits.
-fn batches(index: usize, destination: &Destination, messages: Vec<Message>) -> Vec<Batch> {
-    let limits = (max_entries(destination), max_batch_bytes(destination));
-    let grouped = match destination {
-        Destination::Sns { fifo: false, .. } => group_by_trace(messages),
-        Destination::Sns { fifo: true, .. } => consecutive_runs(messages),
-        _ => vec![(None, messages)],
-    };
-    grouped
-        .into_iter()
-        .flat_map(|(trace, group)| chunk(index, trace, group, limits))
-        .collect()
+/// How one target's messages are grouped before they are cut into batches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grouping {
+    /// In order, one group (SQS, event buses, state machines: each entry carries its own trace).
+    None,
+    /// By trace context, groups in order of first appearance (SNS: one trace header per call).
+    ByTrace,
+    /// Maximal runs of equal trace context (FIFO SNS: grouping must not reorder).
+    Runs,
+}
+
+/// One target's batches while the plan is built: each message goes straight into its batch, so no
+/// list of all of a target's messages is held beside the batches (at 10,000 records, that list was
+/// the invocation's peak memory).
+struct Batcher {
+    target: usize,
+    grouping: Grouping,
+    limits: (usize, usize),
+    groups: Vec<Group>,
+    /// Trace context → group, built once there are more than [`LINEAR_GROUPS`] groups.
+    index: HashMap<Option<TraceHeader>, usize>,
+    refused: Vec<Refused>,
+}
+
+/// The batches of one group of messages sharing a request trace header; the last one is open.
+struct Group {
+    trace: Option<TraceHeader>,
+    batches: Vec<Batch>,
+    open_bytes: usize,
+}
+
+impl Batcher {
+    fn new(target: usize, destination: &Destination) -> Self {
+        let grouping = match destination {
+            Destination::Sns { fifo: false, .. } => Grouping::ByTrace,
+            Destination::Sns { fifo: true, .. } => Grouping::Runs,
+            _ => Grouping::None,
+        };
+        Batcher {
+            target,
+            grouping,
+            limits: (max_entries(destination), max_batch_bytes(destination)),
+            groups: Vec::new(),
+            index: HashMap::new(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// Batches `m`, or sets it aside with the reason its target cannot take it.
+    fn take(&mut self, m: Message, refusal: Option<Reason>) {
+        let refusal = refusal.or_else(|| {
+            (m.size > self.limits.1).then_some(Reason::TooLarge {
+                size: m.size,
+                limit: self.limits.1,
+            })
+        });
+        if let Some(reason) = refusal {
+            self.refused.push(Refused {
+                message: m,
+                target: self.target,
+                reason,
+            });
+            return;
+        }
+        let group = self.group_of(&m.trace);
+        if let Some(group) = self.groups.get_mut(group) {
+            group.push(self.target, m, self.limits);
+        }
+    }
+
+    /// The index of the group `trace` goes in, opened if new.
+    fn group_of(&mut self, trace: &Option<TraceHeader>) -> usize {
+        let found = match self.grouping {
+            Grouping::None => (!self.groups.is_empty()).then_some(0),
+            Grouping::Runs => self
+                .groups
+                .last()
+                .filter(|g| g.trace == *trace)
+                .map(|_| self.groups.len() - 1),
+            Grouping::ByTrace if self.groups.len() <= LINEAR_GROUPS => {
+                self.groups.iter().position(|g| g.trace == *trace)
+            }
+            Grouping::ByTrace => {
+                if self.index.is_empty() {
+                    let groups = self.groups.iter().enumerate();
+                    self.index.extend(groups.map(|(i, g)| (g.trace.clone(), i)));
+                }
+                self.index.get(trace).copied()
+            }
+        };
+        found.unwrap_or_else(|| {
+            let trace = (self.grouping != Grouping::None).then(|| trace.clone()).flatten();
+            if !self.index.is_empty() {
+                self.index.insert(trace.clone(), self.groups.len());
+            }
+            self.groups.push(Group {
+                trace,
+                batches: Vec::new(),
+                open_bytes: 0,
+            });
+            self.groups.len() - 1
+        })
+    }
+
+    /// The target's batches, group after group, and the messages it refused.
+    fn finish(self) -> (Vec<Batch>, Vec<Refused>) {
+        let batches = self.groups.into_iter().flat_map(|g| g.batches).collect();
+        (batches, self.refused)
+    }
+}
+
+impl Group {
+    /// Appends `m` to the open batch, or to a new one when it would exceed the entry or byte limit.
+    /// On FIFO targets a batch holds at most one event per object (message group): if one entry
+    /// failed while a later event of the same object in the same call was accepted, resending it
+    /// would reorder them.
+    fn push(&mut self, target: usize, m: Message, (max_entries, limit): (usize, usize)) {
+        let full = self.batches.last().is_none_or(|b| {
+            b.messages.len() >= max_entries || self.open_bytes + m.size > limit || same_group_in(b, &m)
+        });
+        if full {
+            grow_by_doubling(&mut self.batches, usize::MAX);
+            self.batches.push(Batch {
+                target,
+                request_trace: self.trace.clone(),
+                messages: Vec::new(),
+            });
+            self.open_bytes = 0;
+        }
+        self.open_bytes += m.size;
+        if let Some(b) = self.batches.last_mut() {
+            grow_by_doubling(&mut b.messages, max_entries);
+            b.messages.push(m);
+        }
+    }
+}
+
+/// Makes room for one more element: capacity 1, 2, 4, … but never above `cap`. A batch of one
+/// message then holds one slot, not `Vec`'s first four (or ten preallocated): with a trace
+/// context per record, 10,000 one-message SNS batches.
+fn grow_by_doubling<T>(v: &mut Vec<T>, cap: usize) {
+    if v.len() == v.capacity() {
+        let room = cap.saturating_sub(v.len()).max(1);
+        v.reserve_exact(v.len().max(1).min(room));
+    }
 }
 
 /// The byte limit of one message and one call at a destination.
@@ -223,37 +334,6 @@ fn message(
     (message, refusal)
 }
 
-/// Splits messages, in order, into batches of at most 10 entries and `limit` bytes. On FIFO
-/// targets a batch holds at most one event per object (message group): if one entry failed while a
-/// later event of the same object in the same call was accepted, resending it would reorder them.
-fn chunk(
-    target: usize,
-    request_trace: Option<TraceHeader>,
-    messages: Vec<Message>,
-    (max_entries, limit): (usize, usize),
-) -> Vec<Batch> {
-    let mut batches: Vec<Batch> = Vec::with_capacity(messages.len().div_ceil(MAX_BATCH_ENTRIES));
-    let mut bytes = 0;
-    for m in messages {
-        let full = batches
-            .last()
-            .is_none_or(|b| b.messages.len() >= max_entries || bytes + m.size > limit || same_group_in(b, &m));
-        if full {
-            batches.push(Batch {
-                target,
-                request_trace: request_trace.clone(),
-                messages: Vec::with_capacity(MAX_BATCH_ENTRIES),
-            });
-            bytes = 0;
-        }
-        bytes += m.size;
-        if let Some(b) = batches.last_mut() {
-            b.messages.push(m);
-        }
-    }
-    batches
-}
-
 /// Whether `batch` already holds a message of `m`'s FIFO message group.
 fn same_group_in(batch: &Batch, m: &Message) -> bool {
     m.fifo.as_ref().is_some_and(|ids| {
@@ -269,46 +349,10 @@ fn same_group_in(batch: &Batch, m: &Message) -> bool {
 /// messages × groups comparisons).
 const LINEAR_GROUPS: usize = 16;
 
-/// Groups messages by trace header, groups in order of first appearance, order kept within a group.
-fn group_by_trace(messages: Vec<Message>) -> Vec<(Option<TraceHeader>, Vec<Message>)> {
-    let mut groups: Vec<(Option<TraceHeader>, Vec<Message>)> = Vec::new();
-    let mut index: HashMap<Option<TraceHeader>, usize> = HashMap::new();
-    for m in messages {
-        let found = if groups.len() <= LINEAR_GROUPS {
-            groups.iter().position(|(t, _)| *t == m.trace)
-        } else {
-            if index.is_empty() {
-                index.extend(groups.iter().enumerate().map(|(i, (t, _))| (t.clone(), i)));
-            }
-            index.get(&m.trace).copied()
-        };
-        match found.and_then(|i| groups.get_mut(i)) {
-            Some((_, group)) => group.push(m),
-            None => {
-                if !index.is_empty() {
-                    index.insert(m.trace.clone(), groups.len());
-                }
-                groups.push((m.trace.clone(), vec![m]));
-            }
-        }
-    }
-    groups
-}
-
-/// Splits messages into maximal runs of equal trace header, keeping the overall order.
-fn consecutive_runs(messages: Vec<Message>) -> Vec<(Option<TraceHeader>, Vec<Message>)> {
-    let mut runs: Vec<(Option<TraceHeader>, Vec<Message>)> = Vec::new();
-    for m in messages {
-        match runs.last_mut() {
-            Some((t, run)) if *t == m.trace => run.push(m),
-            _ => runs.push((m.trace.clone(), vec![m])),
-        }
-    }
-    runs
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::config::parse_targets;
 
@@ -344,6 +388,86 @@ mod tests {
 
     fn sizes(batches: &[Batch]) -> Vec<usize> {
         batches.iter().map(|b| b.messages.len()).collect()
+    }
+
+    /// The batching rule stated whole: group every message first (by trace context for SNS, in
+    /// runs of one context for FIFO SNS, one group otherwise), then cut each group in order at 10
+    /// entries, the byte limit, or (FIFO) a second event of an object.
+    fn model(p: &Plan, targets: &str, records: &[(Arc<Notification>, Option<TraceHeader>)]) -> Vec<Vec<Vec<String>>> {
+        let targets = parse_targets(targets).unwrap();
+        let refused: HashSet<(usize, usize)> = p.refused.iter().map(|r| (r.target, r.message.unit)).collect();
+        let trace_of = |u: usize| records[u].1.clone();
+        // A message's size (body and attributes) is the plan's own; size rules are tested apart.
+        let size: HashMap<(usize, usize), usize> = p
+            .batches
+            .iter()
+            .flatten()
+            .flat_map(|b| b.messages.iter().map(|m| ((b.target, m.unit), m.size)))
+            .collect();
+        targets
+            .iter()
+            .enumerate()
+            .map(|(t, target)| {
+                let d = &target.destination;
+                let units = (0..records.len()).filter(|u| !refused.contains(&(t, *u)));
+                let mut groups: Vec<(Option<TraceHeader>, Vec<usize>)> = Vec::new();
+                for u in units {
+                    let at = match d {
+                        Destination::Sns { fifo: false, .. } => groups.iter().position(|g| g.0 == trace_of(u)),
+                        Destination::Sns { fifo: true, .. } => {
+                            groups.len().checked_sub(1).filter(|&i| groups[i].0 == trace_of(u))
+                        }
+                        _ => groups.len().checked_sub(1),
+                    };
+                    match at {
+                        Some(i) => groups[i].1.push(u),
+                        None => groups.push((trace_of(u), vec![u])),
+                    }
+                }
+                let mut batches: Vec<Vec<String>> = Vec::new();
+                for (_, group) in groups {
+                    let (mut open, mut bytes): (Vec<String>, usize) = (Vec::new(), 0);
+                    for u in group {
+                        let (key, size) = (records[u].0.key.clone(), size[&(t, u)]);
+                        let repeat = d.is_fifo() && open.contains(&key);
+                        if open.len() == max_entries(d) || bytes + size > max_batch_bytes(d) || repeat {
+                            batches.push(std::mem::take(&mut open));
+                            bytes = 0;
+                        }
+                        open.push(key);
+                        bytes += size;
+                    }
+                    batches.extend((!open.is_empty()).then_some(open));
+                }
+                batches
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn batches_are_cut_as_if_every_message_were_grouped_first(
+            picks in proptest::collection::vec((0usize..4, 0usize..6, 0usize..20), 0..120),
+        ) {
+            let traces: Vec<Option<TraceHeader>> = vec![None, Some(T1.parse().unwrap()), Some(T2.parse().unwrap())];
+            let records: Vec<(Arc<Notification>, Option<TraceHeader>)> = picks
+                .iter()
+                .map(|&(trace, key, size)| {
+                    // Sizes from 1 KiB to beyond SNS's 256 KiB: some batches close on bytes, a few refuse.
+                    let body = [1_024, 60_000, 140_000, 270_000][size % 4];
+                    (notification(&format!("k{key}"), body), traces[trace % 3].clone())
+                })
+                .collect();
+            let targets = "arn:aws:sqs:us-east-1:123456789012:q,arn:aws:sns:us-east-1:123456789012:t,\
+                arn:aws:sns:us-east-1:123456789012:t.fifo,https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo";
+            let p = run(targets, &records);
+            let keys: Vec<Vec<Vec<String>>> = p
+                .batches
+                .iter()
+                .map(|bs| bs.iter().map(|b| b.messages.iter().map(|m| m.notification.key.clone()).collect()).collect())
+                .collect();
+            proptest::prop_assert_eq!(keys, model(&p, targets, &records));
+        }
     }
 
     #[test]
