@@ -459,7 +459,8 @@ mod tests {
                 })
                 .collect();
             let targets = "arn:aws:sqs:us-east-1:123456789012:q,arn:aws:sns:us-east-1:123456789012:t,\
-                arn:aws:sns:us-east-1:123456789012:t.fifo,https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo";
+                arn:aws:sns:us-east-1:123456789012:t.fifo,https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo,\
+                arn:aws:events:us-east-1:123456789012:event-bus/b,arn:aws:states:us-east-1:123456789012:stateMachine:m";
             let p = run(targets, &records);
             let keys: Vec<Vec<Vec<String>>> = p
                 .batches
