@@ -83,39 +83,80 @@ pub struct Outgoing<'a> {
 
 /// Routes every record and batches the messages per target.
 pub fn plan<'a>(targets: &[Target], records: impl IntoIterator<Item = Outgoing<'a>>) -> Plan {
-    let mut batchers: Vec<Batcher> = targets
-        .iter()
-        .enumerate()
-        .map(|(index, t)| Batcher::new(index, &t.destination))
-        .collect();
-    let mut filtered_out = 0;
+    let mut planner = Planner::new(targets);
     for record in records {
+        planner.add(&record);
+    }
+    planner.finish()
+}
+
+/// Routes records and batches their messages one record at a time: [`plan`] for a whole
+/// invocation, or streaming, where the relay sends each batch as soon as it can take no more
+/// ([`Planner::take_complete`]) while later records are still being decoded. Either way the cut is
+/// the same, so call counts stay exact.
+pub struct Planner<'t> {
+    targets: &'t [Target],
+    batchers: Vec<Batcher>,
+    filtered_out: usize,
+}
+
+impl<'t> Planner<'t> {
+    /// A planner for `targets`, nothing planned yet.
+    pub fn new(targets: &'t [Target]) -> Self {
+        let batchers = targets
+            .iter()
+            .enumerate()
+            .map(|(index, t)| Batcher::new(index, &t.destination))
+            .collect();
+        Planner {
+            targets,
+            batchers,
+            filtered_out: 0,
+        }
+    }
+
+    /// Routes one record and batches its messages.
+    pub fn add(&mut self, record: &Outgoing<'_>) {
         let n = record.notification;
         // The W3C form is the same for every target of the record: written once.
         let traceparent = record.trace.and_then(TraceHeader::to_traceparent);
         let mut routed = false;
-        for t in route(targets.iter().map(|t| t.filters.as_slice()), &n.key, &n.event_name) {
+        let filters = self.targets.iter().map(|t| t.filters.as_slice());
+        for t in route(filters, &n.key, &n.event_name) {
             routed = true;
-            if let (Some(batcher), Some(target)) = (batchers.get_mut(t), targets.get(t)) {
+            if let (Some(batcher), Some(target)) = (self.batchers.get_mut(t), self.targets.get(t)) {
                 let (m, refusal) = message(record.unit, n, record.trace, traceparent.clone(), target);
                 batcher.take(m, refusal);
             }
         }
         if !routed {
-            filtered_out += 1;
+            self.filtered_out += 1;
         }
     }
-    let mut plan = Plan {
-        batches: Vec::with_capacity(targets.len()),
-        filtered_out,
-        ..Plan::default()
-    };
-    for batcher in batchers {
-        let (batches, refused) = batcher.finish();
-        plan.refused.extend(refused);
-        plan.batches.push(batches);
+
+    /// The batches that can take no more messages since the last call, with their target index;
+    /// each target's in the order they must be sent.
+    pub fn take_complete(&mut self) -> impl Iterator<Item = (usize, Batch)> + '_ {
+        self.batchers.iter_mut().flat_map(|b| {
+            let target = b.target;
+            b.complete.drain(..).map(move |(_, batch)| (target, batch))
+        })
     }
-    plan
+
+    /// Everything not taken yet: each target's batches (group after group), refusals, filtered.
+    pub fn finish(self) -> Plan {
+        let mut plan = Plan {
+            batches: Vec::with_capacity(self.batchers.len()),
+            filtered_out: self.filtered_out,
+            ..Plan::default()
+        };
+        for batcher in self.batchers {
+            let (batches, refused) = batcher.finish();
+            plan.refused.extend(refused);
+            plan.batches.push(batches);
+        }
+        plan
+    }
 }
 
 /// How one target's messages are grouped before they are cut into batches.
@@ -139,13 +180,15 @@ struct Batcher {
     groups: Vec<Group>,
     /// Trace context → group, built once there are more than [`LINEAR_GROUPS`] groups.
     index: HashMap<Option<TraceHeader>, usize>,
+    /// Batches that can take no more messages, with their group, in the order they closed.
+    complete: Vec<(usize, Batch)>,
     refused: Vec<Refused>,
 }
 
-/// The batches of one group of messages sharing a request trace header; the last one is open.
+/// A group of messages sharing a request trace header, and its open batch.
 struct Group {
     trace: Option<TraceHeader>,
-    batches: Vec<Batch>,
+    open: Option<Batch>,
     open_bytes: usize,
 }
 
@@ -162,18 +205,18 @@ impl Batcher {
             limits: (max_entries(destination), max_batch_bytes(destination)),
             groups: Vec::new(),
             index: HashMap::new(),
+            complete: Vec::new(),
             refused: Vec::new(),
         }
     }
 
-    /// Batches `m`, or sets it aside with the reason its target cannot take it.
+    /// Batches `m`, or sets it aside with the reason its target cannot take it. A batch is
+    /// complete at 10 entries, or when the next message of its group exceeds the byte limit or
+    /// (FIFO) carries a second event of an object: if one entry failed while a later event of the
+    /// same object in the same call was accepted, resending it would reorder them.
     fn take(&mut self, m: Message, refusal: Option<Reason>) {
-        let refusal = refusal.or_else(|| {
-            (m.size > self.limits.1).then_some(Reason::TooLarge {
-                size: m.size,
-                limit: self.limits.1,
-            })
-        });
+        let (max_entries, limit) = self.limits;
+        let refusal = refusal.or_else(|| (m.size > limit).then_some(Reason::TooLarge { size: m.size, limit }));
         if let Some(reason) = refusal {
             self.refused.push(Refused {
                 message: m,
@@ -182,9 +225,25 @@ impl Batcher {
             });
             return;
         }
-        let group = self.group_of(&m.trace);
-        if let Some(group) = self.groups.get_mut(group) {
-            group.push(self.target, m, self.limits);
+        let at = self.group_of(&m.trace);
+        let Some(group) = self.groups.get_mut(at) else { return };
+        if group
+            .open
+            .as_ref()
+            .is_some_and(|b| group.open_bytes + m.size > limit || same_group_in(b, &m))
+        {
+            self.complete.extend(group.close().map(|b| (at, b)));
+        }
+        group.open_bytes += m.size;
+        let open = group.open.get_or_insert_with(|| Batch {
+            target: self.target,
+            request_trace: group.trace.clone(),
+            messages: Vec::new(),
+        });
+        grow_by_doubling(&mut open.messages, max_entries);
+        open.messages.push(m);
+        if open.messages.len() >= max_entries {
+            self.complete.extend(group.close().map(|b| (at, b)));
         }
     }
 
@@ -208,50 +267,45 @@ impl Batcher {
                 self.index.get(trace).copied()
             }
         };
-        found.unwrap_or_else(|| {
-            let trace = (self.grouping != Grouping::None).then(|| trace.clone()).flatten();
-            if !self.index.is_empty() {
-                self.index.insert(trace.clone(), self.groups.len());
-            }
-            self.groups.push(Group {
-                trace,
-                batches: Vec::new(),
-                open_bytes: 0,
-            });
-            self.groups.len() - 1
-        })
+        found.unwrap_or_else(|| self.open_group(trace))
     }
 
-    /// The target's batches, group after group, and the messages it refused.
+    /// Opens a group for `trace`; a new run ends the previous one, whose batch is then complete.
+    fn open_group(&mut self, trace: &Option<TraceHeader>) -> usize {
+        let at = self.groups.len();
+        if self.grouping == Grouping::Runs
+            && let Some(last) = self.groups.last_mut()
+        {
+            self.complete.extend(last.close().map(|b| (at - 1, b)));
+        }
+        let trace = (self.grouping != Grouping::None).then(|| trace.clone()).flatten();
+        if !self.index.is_empty() {
+            self.index.insert(trace.clone(), at);
+        }
+        self.groups.push(Group {
+            trace,
+            open: None,
+            open_bytes: 0,
+        });
+        at
+    }
+
+    /// The target's batches not taken yet, group after group, and the messages it refused.
     fn finish(self) -> (Vec<Batch>, Vec<Refused>) {
-        let batches = self.groups.into_iter().flat_map(|g| g.batches).collect();
-        (batches, self.refused)
+        let mut batches = self.complete;
+        let open = self.groups.into_iter().enumerate();
+        batches.extend(open.filter_map(|(at, g)| g.open.map(|b| (at, b))));
+        // Stable: within a group, batches stay in the order they were cut.
+        batches.sort_by_key(|(at, _)| *at);
+        (batches.into_iter().map(|(_, b)| b).collect(), self.refused)
     }
 }
 
 impl Group {
-    /// Appends `m` to the open batch, or to a new one when it would exceed the entry or byte limit.
-    /// On FIFO targets a batch holds at most one event per object (message group): if one entry
-    /// failed while a later event of the same object in the same call was accepted, resending it
-    /// would reorder them.
-    fn push(&mut self, target: usize, m: Message, (max_entries, limit): (usize, usize)) {
-        let full = self.batches.last().is_none_or(|b| {
-            b.messages.len() >= max_entries || self.open_bytes + m.size > limit || same_group_in(b, &m)
-        });
-        if full {
-            grow_by_doubling(&mut self.batches, usize::MAX);
-            self.batches.push(Batch {
-                target,
-                request_trace: self.trace.clone(),
-                messages: Vec::new(),
-            });
-            self.open_bytes = 0;
-        }
-        self.open_bytes += m.size;
-        if let Some(b) = self.batches.last_mut() {
-            grow_by_doubling(&mut b.messages, max_entries);
-            b.messages.push(m);
-        }
+    /// Takes the open batch: it is complete.
+    fn close(&mut self) -> Option<Batch> {
+        self.open_bytes = 0;
+        self.open.take()
     }
 }
 
@@ -444,6 +498,10 @@ mod tests {
             .collect()
     }
 
+    const STREAM_TARGETS: &str = "arn:aws:sqs:us-east-1:123456789012:q,arn:aws:sns:us-east-1:123456789012:t,\
+        arn:aws:sns:us-east-1:123456789012:t.fifo,https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo,\
+        arn:aws:states:us-east-1:123456789012:stateMachine:m";
+
     proptest::proptest! {
         #[test]
         fn batches_are_cut_as_if_every_message_were_grouped_first(
@@ -468,6 +526,53 @@ mod tests {
                 .map(|bs| bs.iter().map(|b| b.messages.iter().map(|m| m.notification.key.clone()).collect()).collect())
                 .collect();
             proptest::prop_assert_eq!(keys, model(&p, targets, &records));
+        }
+
+        #[test]
+        fn streamed_batches_are_the_planned_ones_and_fifo_targets_keep_their_order(
+            picks in proptest::collection::vec((0usize..4, 0usize..6, 0usize..20), 0..120),
+            take_every in 1usize..8,
+        ) {
+            let traces: Vec<Option<TraceHeader>> = vec![None, Some(T1.parse().unwrap()), Some(T2.parse().unwrap())];
+            let records: Vec<(Arc<Notification>, Option<TraceHeader>)> = picks
+                .iter()
+                .map(|&(trace, key, size)| {
+                    let body = [1_024, 60_000, 140_000, 270_000][size % 4];
+                    (notification(&format!("k{key}"), body), traces[trace % 3].clone())
+                })
+                .collect();
+            let targets = parse_targets(STREAM_TARGETS).unwrap();
+            let outgoing = |unit: usize| Outgoing {
+                unit,
+                notification: &records[unit].0,
+                trace: records[unit].1.as_ref(),
+            };
+            let mut planner = Planner::new(&targets);
+            let mut streamed: Vec<Vec<Batch>> = vec![Vec::new(); targets.len()];
+            for unit in 0..records.len() {
+                planner.add(&outgoing(unit));
+                if unit % take_every == 0 {
+                    for (t, b) in planner.take_complete() {
+                        // Equal to the whole plan's batches below: nothing taken early was cut early.
+                        streamed[t].push(b);
+                    }
+                }
+            }
+            let rest = planner.finish();
+            let whole = plan(&targets, (0..records.len()).map(outgoing));
+            for (t, target) in targets.iter().enumerate() {
+                let mut got = streamed[t].clone();
+                got.extend(rest.batches[t].iter().cloned());
+                let mut want = whole.batches[t].clone();
+                if !target.destination.is_fifo() {
+                    // Order across batches does not matter where calls go concurrently.
+                    let key = |b: &Batch| b.messages.iter().map(|m| m.unit).collect::<Vec<_>>();
+                    got.sort_by_key(key);
+                    want.sort_by_key(key);
+                }
+                proptest::prop_assert_eq!(got, want);
+            }
+            proptest::prop_assert_eq!(rest.refused, whole.refused);
         }
     }
 
