@@ -241,6 +241,17 @@ pub fn decode(payload: &str) -> Result<Inbound, DecodeError> {
     decode_record_by_record(payload)
 }
 
+/// [`decode`] for a well-formed SQS event, handing each unit to `on_unit` (with the source and the
+/// unit's index) as soon as it is read, so the relay can send while the rest is decoded; the units
+/// it gives back make up the answer's `units`. `None` when the payload is not such an event —
+/// possibly after some units were handed out: [`decode`] answers it.
+pub fn decode_sqs_each(payload: &str, mut on_unit: impl FnMut(Source, usize, Unit) -> Option<Unit>) -> Option<Inbound> {
+    if !mentions(payload, SQS_EVENT_SOURCE) {
+        return None;
+    }
+    sqs_stream::decode_each(payload, &mut on_unit)
+}
+
 /// The general decoder: captures each record's text first, so that a record that cannot be read
 /// fails alone. [`decode`] gives the same answer, faster, for well-formed SQS events; this entry
 /// point exists so that tests and the fuzzer can check that it does.

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod order;
 pub mod otel;
 pub mod plan;
+pub mod prepare;
 pub mod publish;
 pub mod recording;
 pub mod relay;

@@ -114,11 +114,11 @@ fn rounds(units: &[Keys<'_>]) -> Vec<usize> {
 /// On one FIFO target: once an event of an object failed, the later events of that object in this
 /// invocation are not sent (they would land ahead of the failed one's redelivery).
 #[derive(Debug, Default)]
-pub struct TargetGate<'m> {
-    failed: HashSet<&'m str>,
+pub struct TargetGate {
+    failed: HashSet<String>,
 }
 
-impl<'m> TargetGate<'m> {
+impl TargetGate {
     /// Whether `message` may be sent: no earlier event of its object failed on this target.
     pub fn admits(&self, message: &Message) -> bool {
         message
@@ -128,9 +128,9 @@ impl<'m> TargetGate<'m> {
     }
 
     /// Records that `message` failed on this target.
-    pub fn failed(&mut self, message: &'m Message) {
+    pub fn failed(&mut self, message: &Message) {
         if let Some(ids) = &message.fifo {
-            self.failed.insert(ids.group_id.as_str());
+            self.failed.insert(ids.group_id.clone());
         }
     }
 }

@@ -18,21 +18,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::time::Instant;
 
 use crate::concurrency::{Learned, Limiter, Signal};
 use crate::config::{Destination, RelayConfig, Target};
-use crate::context::{Fallback, InvocationTrace, Resolved, resolve};
+use crate::context::InvocationTrace;
 use crate::failure::{HoldBack, Reason, Undelivered};
-use crate::inbound::{Carrier, Content, Inbound, Source, Unit, decode};
-use crate::logs;
-use crate::message::{Batch, Message, Notification};
+use crate::message::{Batch, Message};
 use crate::metrics::{TargetCounts, emf_lines};
 use crate::order::{Order, TargetGate};
-use crate::plan::{Outgoing, Plan, plan};
+use crate::prepare::{Outcomes, Streamed, log_undelivered, stream, undelivered, upstream_contexts};
+pub use crate::prepare::{Prepared, prepare};
 use crate::publish::{CallReport, EntryOutcome, Publisher};
 use crate::recording::{CallRecording, InvocationRecording, Recorder};
-use crate::response::{RelayError, RelayResponse, Summary, UnitFailure, respond};
+use crate::response::{RelayError, RelayResponse, Summary, Units, respond};
 use crate::retry::{ErrorClass, classify};
 use crate::span::CallFacts;
 use crate::trace::TraceHeader;
@@ -163,80 +163,173 @@ impl<P: Publisher> Relay<P> {
     /// # });
     /// ```
     pub async fn handle(&self, payload: &str, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
-        let prepared = prepare(&self.config.targets, payload, info.trace_id.as_deref())?;
-        self.deliver(prepared, info).await
+        self.relay(Payload::Text(payload), info).await
     }
 
-    /// [`Relay::handle`] for a payload it may drop once decoded: every record is copied out of it
-    /// by then, so the invocation does not hold the batch twice while it sends (6 MB at most).
+    /// [`Relay::handle`] for the payload as the Lambda runtime reads it: decoded on a blocking
+    /// thread while the first batches are already being sent (`handle` decodes first, then sends).
     pub async fn handle_payload(
         &self,
         payload: Box<serde_json::value::RawValue>,
         info: &InvocationInfo,
     ) -> Result<RelayResponse, RelayError> {
-        let prepared = prepare(&self.config.targets, payload.get(), info.trace_id.as_deref())?;
-        drop(payload);
-        self.deliver(prepared, info).await
+        self.relay(Payload::Raw(payload), info).await
     }
 
-    /// Sends what [`prepare`] planned and answers Lambda.
-    async fn deliver(&self, prepared: Prepared, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
-        let Prepared {
-            inbound,
-            invocation_trace,
-            rounds,
-            mut summary,
-            mut outcomes,
-        } = prepared;
-        let order = Order::of(&inbound);
+    /// Decodes and plans the payload on a blocking thread while the targets' senders take each
+    /// batch as soon as it is complete; then answers Lambda.
+    async fn relay(&self, payload: Payload<'_>, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
+        let invocation_trace = InvocationTrace::parse(info.trace_id.as_deref());
         let limiter = self.learned.limiter(self.config.max_in_flight);
         let recording = self
             .recorder
             .as_ref()
             .map(|r| r.invocation(invocation_trace.header(), &info.request_id));
-        if let Some(recording) = &recording {
-            recording.received(summary.received, || upstream_contexts(&rounds));
-        }
         let call = CallContext {
             cutoff: info.cutoff(self.config.deadline_margin),
             limiter: &limiter,
             recording: recording.as_ref(),
         };
         let mut tally = Tally::new(&self.config.targets);
-        let mut held = HashSet::new();
-        for mut round in rounds {
-            held.extend(hold_back(&order, &mut outcomes));
-            round.drop_units(|unit| held.contains(&unit));
-            self.deliver_round(&call, &round, &mut tally, &mut outcomes).await;
-        }
+        let sent = self.send_all(&call, payload, invocation_trace, &mut tally).await;
         self.learned.keep(&limiter);
+        let (units, mut summary, outcomes) = sent?;
         if let Some(recording) = recording {
             recording.finish(info.cutoff(Duration::ZERO)).await;
         }
-        // A failure in the last round still holds back the later members of its group or object.
-        hold_back(&order, &mut outcomes);
-        let failures = outcomes.into_failures(&inbound);
+        let failures = outcomes.into_failures(&units);
         tally.add_to(&mut summary);
         summary.reported_failures = failures.len();
         log_summary(info, &summary);
         self.write_metrics(&summary, &tally.targets);
-        respond(&inbound, failures, summary)
+        respond(&units, failures, summary)
     }
 
-    /// Sends one round's batches, every target at once, and accounts for each message.
-    async fn deliver_round(&self, call: &CallContext<'_>, round: &Plan, tally: &mut Tally, outcomes: &mut Outcomes) {
-        let runs = round.batches.iter().enumerate().filter_map(|(target, batches)| {
-            let destination = &self.config.targets.get(target)?.destination;
-            Some(async move { (target, self.deliver_target(call, destination, batches).await) })
-        });
-        for (target, run) in futures_util::future::join_all(runs).await {
-            for (message, reason) in run.failures {
-                let failure = undelivered(&message.notification, &run.counts.target, reason);
-                log_undelivered(&failure);
-                outcomes.fail(message.unit, failure);
+    /// Streams the payload into the targets' senders ([`stream`]); what cannot stream is sent by
+    /// rounds once decoded. Returns the units' ids, the counts and every unit's outcome.
+    async fn send_all(
+        &self,
+        call: &CallContext<'_>,
+        payload: Payload<'_>,
+        invocation_trace: InvocationTrace,
+        tally: &mut Tally,
+    ) -> Result<(Units, Summary, Outcomes), RelayError> {
+        let links = call.recording.is_some();
+        let (produced, runs) = match payload {
+            Payload::Raw(raw) => self.stream_while_sending(call, raw, invocation_trace).await,
+            Payload::Text(text) => {
+                let mut planned: Vec<Vec<Batch>> = vec![Vec::new(); self.config.targets.len()];
+                let produced = stream(&self.config.targets, text, invocation_trace, links, |target, batch| {
+                    if let Some(batches) = planned.get_mut(target) {
+                        batches.push(batch);
+                    }
+                });
+                (produced, self.deliver_planned(call, planned).await)
             }
-            tally.add(target, &run.counts);
+        };
+        match produced? {
+            Streamed::Sent {
+                units,
+                summary,
+                mut outcomes,
+                upstream,
+            } => {
+                if let Some(recording) = call.recording {
+                    recording.received(summary.received, || upstream);
+                }
+                account(runs, tally, &mut outcomes);
+                Ok((units, summary, outcomes))
+            }
+            Streamed::Rounds(prepared) => Ok(self.send_rounds(call, prepared, runs, tally).await),
         }
+    }
+
+    /// Decodes and plans `payload` on a blocking thread ([`stream`]), each target's sender taking
+    /// every batch as soon as it is complete.
+    async fn stream_while_sending(
+        &self,
+        call: &CallContext<'_>,
+        payload: Box<serde_json::value::RawValue>,
+        invocation_trace: InvocationTrace,
+    ) -> (Result<Streamed, RelayError>, Vec<TargetRun>) {
+        let targets = self.config.targets.len();
+        let (senders, receivers) = channels(std::iter::repeat_n(self.config.max_in_flight, targets));
+        let config = Arc::clone(&self.config);
+        let links = call.recording.is_some();
+        let producer = tokio::task::spawn_blocking(move || {
+            stream(
+                &config.targets,
+                payload.get(),
+                invocation_trace,
+                links,
+                |target, batch| {
+                    // Fails only when the invocation is gone, and with it every receiver.
+                    let _ = senders.get(target).map(|s| s.blocking_send(batch));
+                },
+            )
+        });
+        let (produced, runs) = futures_util::future::join(producer, self.deliver_batches(call, receivers)).await;
+        let produced = produced.unwrap_or_else(|e| {
+            // The producer is pure code; a panic there is the handler's own, raised again here.
+            std::panic::resume_unwind(e.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string())))
+        });
+        (produced, runs)
+    }
+
+    /// Sends a FIFO source batch round after round, holding back what follows a failure
+    /// ([`Order`]); `early` are the runs of batches streamed before the decoder gave up, if any.
+    async fn send_rounds(
+        &self,
+        call: &CallContext<'_>,
+        prepared: Prepared,
+        early: Vec<TargetRun>,
+        tally: &mut Tally,
+    ) -> (Units, Summary, Outcomes) {
+        let Prepared {
+            inbound,
+            rounds,
+            summary,
+            mut outcomes,
+            ..
+        } = prepared;
+        account(early, tally, &mut outcomes);
+        if let Some(recording) = call.recording {
+            recording.received(summary.received, || upstream_contexts(&rounds));
+        }
+        let order = Order::of(&inbound);
+        let mut held = HashSet::new();
+        for mut round in rounds {
+            held.extend(hold_back(&order, &mut outcomes));
+            round.drop_units(|unit| held.contains(&unit));
+            let runs = self.deliver_planned(call, round.batches).await;
+            account(runs, tally, &mut outcomes);
+        }
+        // A failure in the last round still holds back the later members of its group or object.
+        hold_back(&order, &mut outcomes);
+        drop(order);
+        (Units::from(&inbound), summary, outcomes)
+    }
+
+    /// Sends batches planned before: every target at once.
+    async fn deliver_planned(&self, call: &CallContext<'_>, planned: Vec<Vec<Batch>>) -> Vec<TargetRun> {
+        let (senders, receivers) = channels(planned.iter().map(Vec::len));
+        for (sender, batches) in senders.iter().zip(planned) {
+            for batch in batches {
+                // Never full: each channel holds all of its target's batches.
+                let _ = sender.try_send(batch);
+            }
+        }
+        drop(senders);
+        self.deliver_batches(call, receivers).await
+    }
+
+    /// Every target's sender at once, each taking its batches from its channel.
+    async fn deliver_batches(&self, call: &CallContext<'_>, receivers: Vec<Receiver<Batch>>) -> Vec<TargetRun> {
+        let runs = receivers
+            .into_iter()
+            .zip(&self.config.targets)
+            .map(|(batches, target)| self.deliver_target(call, &target.destination, batches));
+        futures_util::future::join_all(runs).await
     }
 
     fn write_metrics(&self, summary: &Summary, targets: &[TargetCounts]) {
@@ -259,55 +352,68 @@ impl<P: Publisher> Relay<P> {
         }
     }
 
-    /// Sends one target's batches: in order, one at a time, for FIFO targets (skipping the later
-    /// events of an object once one failed, see [`TargetGate`]); concurrently otherwise.
-    async fn deliver_target<'b>(
+    /// Sends one target's batches as they come: in order, one at a time, for FIFO targets
+    /// (skipping the later events of an object once one failed, see [`TargetGate`]); concurrently
+    /// otherwise.
+    async fn deliver_target(
         &self,
         call: &CallContext<'_>,
         destination: &Destination,
-        batches: &'b [Batch],
-    ) -> TargetRun<'b> {
+        mut batches: Receiver<Batch>,
+    ) -> TargetRun {
         let mut run = TargetRun::new(destination);
         if destination.is_fifo() {
             let mut gate = TargetGate::default();
-            for batch in batches {
-                let (send, skip): (Vec<&Message>, Vec<&Message>) = batch.messages.iter().partition(|m| gate.admits(m));
+            while let Some(mut batch) = batches.recv().await {
+                let (send, skip): (Vec<Message>, Vec<Message>) = std::mem::take(&mut batch.messages)
+                    .into_iter()
+                    .partition(|m| gate.admits(m));
                 let held = Reason::HeldBack(HoldBack::TargetObject);
                 run.failures.extend(skip.into_iter().map(|m| (m, held.clone())));
-                let outcome = self.deliver_batch(call, destination, batch, send).await;
+                batch.messages = send;
+                let outcome = self.deliver_batch(call, destination, batch).await;
                 for (m, _) in &outcome.failed {
                     gate.failed(m);
                 }
                 run.add(outcome);
             }
         } else {
-            // In-flight calls are bounded by the limiter, shared by all targets; at most its cap of
-            // batches is started at once, so waiting batches hold no future (a 10,000-context batch
-            // would otherwise hold 10,000, all woken at every freed slot). A loop rather than
-            // `buffer_unordered`, whose closure over borrowed batches rustc cannot prove `Send`.
-            let mut waiting = batches.iter();
-            let mut started = FuturesUnordered::new();
-            loop {
-                while started.len() < self.config.max_in_flight {
-                    let Some(batch) = waiting.next() else { break };
-                    started.push(self.deliver_batch(call, destination, batch, batch.messages.iter().collect()));
-                }
-                let Some(outcome) = started.next().await else { break };
-                run.add(outcome);
-            }
+            self.deliver_concurrently(call, destination, batches, &mut run).await;
         }
         run.counts.failed = run.failures.len();
         run
     }
 
-    /// Sends the given messages of one planned batch, resending transient entry failures alone.
-    async fn deliver_batch<'b>(
+    /// Sends a non-FIFO target's batches, up to the in-flight cap at once (calls are also bounded
+    /// by the limiter, shared by all targets): a batch is taken from the channel only when a call
+    /// slot of this target is free, so waiting batches hold no future.
+    async fn deliver_concurrently(
         &self,
         call: &CallContext<'_>,
         destination: &Destination,
-        template: &Batch,
-        mut pending: Vec<&'b Message>,
-    ) -> BatchOutcome<'b> {
+        mut batches: Receiver<Batch>,
+        run: &mut TargetRun,
+    ) {
+        let mut started = FuturesUnordered::new();
+        let mut open = true;
+        while open || !started.is_empty() {
+            tokio::select! {
+                batch = batches.recv(), if open && started.len() < self.config.max_in_flight => match batch {
+                    Some(batch) => started.push(self.deliver_batch(call, destination, batch)),
+                    None => open = false,
+                },
+                Some(outcome) = started.next(), if !started.is_empty() => run.add(outcome),
+            }
+        }
+    }
+
+    /// Sends the messages of one planned batch, resending transient entry failures alone.
+    async fn deliver_batch(&self, call: &CallContext<'_>, destination: &Destination, batch: Batch) -> BatchOutcome {
+        let Batch {
+            target,
+            request_trace,
+            messages: mut pending,
+        } = batch;
         let mut outcome = BatchOutcome::default();
         let mut attempt = 0;
         while !pending.is_empty() {
@@ -321,8 +427,13 @@ impl<P: Publisher> Relay<P> {
                 outcome.retries += pending.len();
             }
             attempt += 1;
+            let sent = Batch {
+                target,
+                request_trace: request_trace.clone(),
+                messages: Vec::new(),
+            };
             let report = match self
-                .send_once(call, destination, template, &pending, &mut outcome.calls)
+                .send_once(call, destination, sent, &pending, &mut outcome.calls)
                 .await
             {
                 Ok(report) => report,
@@ -343,8 +454,8 @@ impl<P: Publisher> Relay<P> {
         &self,
         call: &CallContext<'_>,
         destination: &Destination,
-        template: &Batch,
-        pending: &[&Message],
+        mut batch: Batch,
+        pending: &[Message],
         calls: &mut usize,
     ) -> Result<CallReport, Reason> {
         let permit = call.limiter.acquire().await;
@@ -352,12 +463,8 @@ impl<P: Publisher> Relay<P> {
             return Err(Reason::Deadline);
         }
         *calls += 1;
-        // Built only once a call slot is held, so batches waiting for one hold no copy.
-        let mut batch = Batch {
-            target: template.target,
-            request_trace: template.request_trace.clone(),
-            messages: pending.iter().map(|m| (*m).clone()).collect(),
-        };
+        // Copied only once a call slot is held, so batches waiting for one hold no copy.
+        batch.messages = pending.to_vec();
         let recorded = call.recording.map(|r| (r, begin_recorded_call(r, &mut batch)));
         let sent = self.publisher.send(destination, &batch);
         let result = match call.cutoff {
@@ -372,6 +479,31 @@ impl<P: Publisher> Relay<P> {
             recording.end_call(segment, destination, &call_facts(destination, &result));
         }
         result
+    }
+}
+
+/// The invocation payload.
+enum Payload<'p> {
+    /// As the Lambda runtime read it: owned, so it can be decoded on a blocking thread.
+    Raw(Box<serde_json::value::RawValue>),
+    /// Given as text ([`Relay::handle`]): decoded first, then sent.
+    Text(&'p str),
+}
+
+/// One channel of batches per target, each holding up to its capacity.
+fn channels(capacities: impl Iterator<Item = usize>) -> (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) {
+    capacities.map(|c| tokio::sync::mpsc::channel(c.max(1))).unzip()
+}
+
+/// Accounts for every target's run: its counts, and each failed message against its unit.
+fn account(runs: Vec<TargetRun>, tally: &mut Tally, outcomes: &mut Outcomes) {
+    for (target, run) in runs.into_iter().enumerate() {
+        for (message, reason) in run.failures {
+            let failure = undelivered(&message.notification, &run.counts.target, reason);
+            log_undelivered(&failure);
+            outcomes.fail(message.unit, failure);
+        }
+        tally.add(target, &run.counts);
     }
 }
 
@@ -391,12 +523,12 @@ impl CallContext<'_> {
 }
 
 /// The result of one target's deliveries.
-struct TargetRun<'b> {
+struct TargetRun {
     counts: TargetCounts,
-    failures: Vec<(&'b Message, Reason)>,
+    failures: Vec<(Message, Reason)>,
 }
 
-impl<'b> TargetRun<'b> {
+impl TargetRun {
     fn new(destination: &Destination) -> Self {
         TargetRun {
             counts: TargetCounts {
@@ -407,7 +539,7 @@ impl<'b> TargetRun<'b> {
         }
     }
 
-    fn add(&mut self, outcome: BatchOutcome<'b>) {
+    fn add(&mut self, outcome: BatchOutcome) {
         self.counts.published += outcome.delivered;
         self.counts.publish_calls += outcome.calls;
         self.counts.retries += outcome.retries;
@@ -417,20 +549,20 @@ impl<'b> TargetRun<'b> {
 
 /// What became of the messages of one planned batch.
 #[derive(Default)]
-struct BatchOutcome<'b> {
+struct BatchOutcome {
     delivered: usize,
     calls: usize,
     retries: usize,
-    failed: Vec<(&'b Message, Reason)>,
+    failed: Vec<(Message, Reason)>,
 }
 
-impl<'b> BatchOutcome<'b> {
-    fn fail_all(&mut self, messages: Vec<&'b Message>, reason: &Reason) {
+impl BatchOutcome {
+    fn fail_all(&mut self, messages: Vec<Message>, reason: &Reason) {
         self.failed.extend(messages.into_iter().map(|m| (m, reason.clone())));
     }
 
     /// Accounts for one call's answer and returns the entries to resend alone (when `resend`).
-    fn settle(&mut self, sent: Vec<&'b Message>, report: CallReport, resend: bool) -> Vec<&'b Message> {
+    fn settle(&mut self, sent: Vec<Message>, report: CallReport, resend: bool) -> Vec<Message> {
         let mut again = Vec::new();
         let entries = report.entries.into_iter().chain(std::iter::repeat_with(|| {
             EntryOutcome::Failed(Reason::MissingFromResponse)
@@ -479,40 +611,6 @@ impl Tally {
     }
 }
 
-/// The first reason each retry unit failed, if it did.
-#[derive(Debug, Default)]
-struct Outcomes(Vec<Option<Undelivered>>);
-
-impl Outcomes {
-    fn new(units: usize) -> Self {
-        Outcomes(vec![None; units])
-    }
-
-    fn failed(&self, unit: usize) -> bool {
-        self.0.get(unit).is_some_and(Option::is_some)
-    }
-
-    /// Marks `unit` failed; the first reason is the one reported.
-    fn fail(&mut self, unit: usize, failure: Undelivered) {
-        if let Some(slot) = self.0.get_mut(unit) {
-            slot.get_or_insert(failure);
-        }
-    }
-
-    fn into_failures(self, inbound: &Inbound) -> Vec<UnitFailure> {
-        self.0
-            .into_iter()
-            .zip(&inbound.units)
-            .filter_map(|(failure, unit)| {
-                failure.map(|failure| UnitFailure {
-                    message_id: unit.message_id.clone(),
-                    failure,
-                })
-            })
-            .collect()
-    }
-}
-
 /// Fails every unit [`Order::held_back`] names, and returns them.
 fn hold_back(order: &Order<'_>, outcomes: &mut Outcomes) -> Vec<usize> {
     let held = order.held_back(|unit| outcomes.failed(unit));
@@ -520,28 +618,6 @@ fn hold_back(order: &Order<'_>, outcomes: &mut Outcomes) -> Vec<usize> {
         outcomes.fail(unit, Undelivered::unit(Reason::HeldBack(why)));
     }
     held.into_iter().map(|(unit, _)| unit).collect()
-}
-
-fn undelivered(n: &Notification, target: &str, reason: Reason) -> Undelivered {
-    Undelivered {
-        object: Some((n.bucket.clone(), n.key.clone())),
-        target: Some(target.to_owned()),
-        reason,
-    }
-}
-
-fn log_undelivered(failure: &Undelivered) {
-    let (bucket, key) = failure
-        .object
-        .as_ref()
-        .map_or(("", ""), |(b, k)| (b.as_str(), k.as_str()));
-    tracing::error!(
-        bucket = logs::input(bucket),
-        key = logs::input(key),
-        target = failure.target.as_deref(),
-        error = logs::text(&failure.reason).as_str(),
-        "message not delivered"
-    );
 }
 
 fn log_summary(info: &InvocationInfo, summary: &Summary) {
@@ -580,18 +656,6 @@ fn signal(result: &Result<CallReport, Reason>) -> Signal {
         Err(Reason::Call(e)) if throttling(&e.code, e.status) => Signal::Throttled,
         Err(_) => Signal::Neutral,
     }
-}
-
-/// The distinct trace contexts the planned messages came with, in order of first appearance.
-fn upstream_contexts(rounds: &[Plan]) -> Vec<TraceHeader> {
-    let mut seen = HashSet::new();
-    rounds
-        .iter()
-        .flat_map(|plan| plan.batches.iter().flatten())
-        .flat_map(|batch| batch.messages.iter().filter_map(|m| m.trace.as_ref()))
-        .filter(|h| seen.insert(*h))
-        .cloned()
-        .collect()
 }
 
 /// Opens the send spans of a call and points its messages' `Parent` at them.
@@ -647,150 +711,6 @@ fn call_facts(destination: &Destination, result: &Result<CallReport, Reason>) ->
             ),
             ..CallFacts::default()
         },
-    }
-}
-
-/// Everything decided before the network: decoded units, trace contexts, routes and batches.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The decoded invocation.
-    pub inbound: Inbound,
-    /// The invocation's own trace context.
-    pub invocation_trace: InvocationTrace,
-    /// The batches to send, one plan per round ([`Order::round_of`]): one round, except for a FIFO
-    /// source, where a message goes after the earlier ones of its group and object.
-    pub rounds: Vec<Plan>,
-    /// Counts so far.
-    pub summary: Summary,
-    outcomes: Outcomes,
-}
-
-/// One decoded record ready to plan: its unit, the notification and its outbound trace header.
-type Record<'a> = (usize, &'a Arc<Notification>, Option<TraceHeader>);
-
-/// The pure half of an invocation: decode → choose each record's trace context → route → batch.
-/// Units that cannot be decoded or whose message exceeds a target's size limit are marked failed
-/// here, before anything is sent.
-pub fn prepare(targets: &[Target], payload: &str, trace_id: Option<&str>) -> Result<Prepared, RelayError> {
-    let inbound = decode(payload).map_err(|e| {
-        tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
-        RelayError::BadPayload(e)
-    })?;
-    let mut summary = Summary::default();
-    let invocation_trace = InvocationTrace::parse(trace_id);
-    if let InvocationTrace::Invalid(reason) = &invocation_trace {
-        summary.invalid_trace_headers += 1;
-        tracing::warn!(reason = logs::input(reason), "invocation trace header is invalid");
-    }
-    let mut outcomes = Outcomes::new(inbound.units.len());
-    let records = records(&inbound, &invocation_trace, &mut summary, &mut outcomes);
-    let order = Order::of(&inbound);
-    let rounds = (0..order.round_count())
-        .map(|round| {
-            let outgoing = records
-                .iter()
-                .filter(|(unit, _, _)| order.round_of(*unit) == round)
-                .map(|(unit, n, trace)| Outgoing {
-                    unit: *unit,
-                    notification: n,
-                    trace: trace.as_ref(),
-                });
-            let plan = plan(targets, outgoing);
-            account_plan(targets, &plan, &mut summary, &mut outcomes);
-            plan
-        })
-        .collect();
-    drop(records);
-    drop(order);
-    Ok(Prepared {
-        inbound,
-        invocation_trace,
-        rounds,
-        summary,
-        outcomes,
-    })
-}
-
-/// Every decoded record with its trace context; undecodable units are failed, test events counted.
-fn records<'a>(
-    inbound: &'a Inbound,
-    invocation: &InvocationTrace,
-    summary: &mut Summary,
-    outcomes: &mut Outcomes,
-) -> Vec<Record<'a>> {
-    let record_level = matches!(inbound.source, Source::Sqs { .. });
-    let mut records = Vec::new();
-    for (index, unit) in inbound.units.iter().enumerate() {
-        match &unit.content {
-            Err(e) => {
-                summary.received += 1;
-                tracing::error!(
-                    message_id = unit.message_id.as_deref().map(logs::input),
-                    error = logs::text(e).as_str(),
-                    "record rejected"
-                );
-                outcomes.fail(index, Undelivered::unit(Reason::BadInput(e.clone())));
-            }
-            Ok(Content::TestEvent) => summary.test_events += 1,
-            Ok(Content::Notifications(list)) => {
-                let resolved = resolve(&unit.carrier, invocation, record_level);
-                count_fallback(unit, &resolved, summary);
-                summary.received += list.len();
-                log_received(unit, list, &resolved);
-                records.extend(list.iter().map(|n| (index, n, resolved.header.clone())));
-            }
-        }
-    }
-    records
-}
-
-/// Counts and logs a unit that did not use its own trace context.
-fn count_fallback(unit: &Unit, resolved: &Resolved, summary: &mut Summary) {
-    let Some(fallback) = &resolved.fallback else { return };
-    summary.fallbacks += 1;
-    if matches!(unit.carrier, Carrier::Invalid(_)) {
-        summary.invalid_trace_headers += 1;
-    }
-    let (to, reason) = match fallback {
-        Fallback::ToInvocation { reason } => ("invocation", reason),
-        Fallback::ToNone { reason } => ("none", reason),
-    };
-    tracing::warn!(
-        message_id = unit.message_id.as_deref().map(logs::input),
-        fallback = to,
-        reason = logs::input(reason),
-        "trace context fallback"
-    );
-}
-
-fn log_received(unit: &Unit, list: &[Arc<Notification>], resolved: &Resolved) {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return;
-    }
-    let trace = resolved.header.as_ref().map(ToString::to_string);
-    for n in list {
-        tracing::debug!(
-            message_id = unit.message_id.as_deref().map(logs::input),
-            bucket = logs::input(&n.bucket),
-            key = logs::input(&n.key),
-            event = logs::input(&n.event_name),
-            trace = trace.as_deref(),
-            "record received"
-        );
-    }
-}
-
-/// Counts what a round's plan filtered out and fails the units with a message their target refuses.
-fn account_plan(targets: &[Target], plan: &Plan, summary: &mut Summary, outcomes: &mut Outcomes) {
-    summary.filtered_out += plan.filtered_out;
-    for refused in &plan.refused {
-        let target = targets
-            .get(refused.target)
-            .map_or_else(|| format!("target #{}", refused.target), |t| t.destination.to_string());
-        let failure = undelivered(&refused.message.notification, &target, refused.reason.clone());
-        log_undelivered(&failure);
-        summary.messages_failed += 1;
-        outcomes.fail(refused.message.unit, failure);
     }
 }
 

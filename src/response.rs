@@ -98,10 +98,30 @@ impl From<DecodeError> for RelayError {
     }
 }
 
+/// What answering Lambda needs of a decoded invocation: where it came from and each retry unit's
+/// SQS message id. Kept apart from [`Inbound`] so that a streamed invocation drops each unit's
+/// records once they are planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Units {
+    /// The invocation's source.
+    pub source: Source,
+    /// Each unit's SQS `messageId` (`None` for other sources), in event order.
+    pub message_ids: Vec<Option<String>>,
+}
+
+impl From<&Inbound> for Units {
+    fn from(inbound: &Inbound) -> Self {
+        Units {
+            source: inbound.source,
+            message_ids: inbound.units.iter().map(|u| u.message_id.clone()).collect(),
+        }
+    }
+}
+
 /// Builds the response from the failed units (in event order).
-pub fn respond(inbound: &Inbound, failures: Vec<UnitFailure>, summary: Summary) -> Result<RelayResponse, RelayError> {
+pub fn respond(units: &Units, failures: Vec<UnitFailure>, summary: Summary) -> Result<RelayResponse, RelayError> {
     // A failed SQS record that cannot be named must fail the whole batch.
-    if matches!(inbound.source, Source::Sqs { .. }) && failures.iter().all(|f| f.message_id.is_some()) {
+    if matches!(units.source, Source::Sqs { .. }) && failures.iter().all(|f| f.message_id.is_some()) {
         return Ok(RelayResponse::Sqs(batch_response(&failures)));
     }
     let failed = failures.len();
@@ -109,7 +129,7 @@ pub fn respond(inbound: &Inbound, failures: Vec<UnitFailure>, summary: Summary) 
         None => Ok(RelayResponse::Done(summary)),
         Some(first) => Err(RelayError::Undelivered {
             failed,
-            units: inbound.units.len(),
+            units: units.message_ids.len(),
             first: Box::new(first.failure),
         }),
     }

@@ -14,7 +14,7 @@ use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use s3_trace_relay::{InvocationInfo, Relay};
 use support::fake_publisher::{FakePublisher, assert_undelivered, failed_ids, relay};
-use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation, s3_record};
+use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation, s3_record, sqs};
 
 fn info() -> InvocationInfo {
     invocation("req-1", Some(INVOCATION_TRACE))
@@ -25,27 +25,6 @@ fn direct(keys: &[&str]) -> String {
         .iter()
         .enumerate()
         .map(|(i, k)| s3_record(k, &format!("{i:018}")))
-        .collect();
-    serde_json::json!({ "Records": records }).to_string()
-}
-
-/// An SQS event whose messages each carry one S3 record; `(message id, key, group, AWSTraceHeader)`.
-fn sqs(arn: &str, messages: &[(&str, &str, Option<&str>, Option<&str>)]) -> String {
-    let records: Vec<_> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, (id, key, group, trace))| {
-            let mut attributes = serde_json::json!({"ApproximateReceiveCount": "1"});
-            if let Some(g) = group {
-                attributes["MessageGroupId"] = (*g).into();
-            }
-            if let Some(t) = trace {
-                attributes["AWSTraceHeader"] = (*t).into();
-            }
-            let body = serde_json::json!({"Records": [s3_record(key, &format!("{i:018}"))]});
-            serde_json::json!({"messageId": id, "body": body.to_string(), "attributes": attributes,
-                "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": arn})
-        })
         .collect();
     serde_json::json!({ "Records": records }).to_string()
 }

@@ -28,20 +28,30 @@ use super::{Inbound, SQS_EVENT_SOURCE, Source, Unit, is_fifo, sqs_unit};
 
 /// Decodes `payload` if it is a well-formed SQS event; `None` sends it to the general decoder.
 pub(super) fn decode(payload: &str) -> Option<Inbound> {
+    decode_each(payload, &mut |_, _, unit| Some(unit))
+}
+
+/// [`decode`], handing each unit to `on_unit` (with the source and the unit's index) as soon as it
+/// is read; the units it gives back are kept in the answer. On `None`, some units may have been
+/// handed out already.
+pub(super) fn decode_each(payload: &str, on_unit: OnUnit<'_>) -> Option<Inbound> {
     let mut deserializer = serde_json::Deserializer::from_str(payload);
-    let inbound = deserializer.deserialize_map(Event).ok()?;
+    let inbound = deserializer.deserialize_map(Event(on_unit)).ok()?;
     deserializer.end().ok()?;
     Some(inbound)
 }
+
+/// What is told each unit as it is read.
+type OnUnit<'f> = &'f mut dyn FnMut(Source, usize, Unit) -> Option<Unit>;
 
 /// The reason carried by the error that stops the stream; never shown to anyone.
 const NOT_PLAIN: &str = "not a plain SQS event";
 
 /// The top-level object: `Records`, once; other keys are ignored, as the general decoder ignores
 /// them when `Records` is there.
-struct Event;
+struct Event<'f>(OnUnit<'f>);
 
-impl<'de> Visitor<'de> for Event {
+impl<'de> Visitor<'de> for Event<'_> {
     type Value = Inbound;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -52,7 +62,7 @@ impl<'de> Visitor<'de> for Event {
         let mut inbound = None;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
-                "Records" if inbound.is_none() => inbound = Some(map.next_value_seed(Records)?),
+                "Records" if inbound.is_none() => inbound = Some(map.next_value_seed(Records(&mut *self.0))?),
                 "Records" => return Err(A::Error::custom(NOT_PLAIN)),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -64,9 +74,9 @@ impl<'de> Visitor<'de> for Event {
 }
 
 /// The `Records` array, each element an SQS message decoded into its unit as it is read.
-struct Records;
+struct Records<'f>(OnUnit<'f>);
 
-impl<'de> DeserializeSeed<'de> for Records {
+impl<'de> DeserializeSeed<'de> for Records<'_> {
     type Value = Inbound;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Inbound, D::Error> {
@@ -74,7 +84,7 @@ impl<'de> DeserializeSeed<'de> for Records {
     }
 }
 
-impl<'de> Visitor<'de> for Records {
+impl<'de> Visitor<'de> for Records<'_> {
     type Value = Inbound;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -83,14 +93,17 @@ impl<'de> Visitor<'de> for Records {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Inbound, A::Error> {
         let mut fifo = None;
+        let mut read = 0;
         let mut units: Vec<Unit> = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(message) = seq.next_element::<SqsMessage>()? {
             if message.event_source.as_deref() != Some(SQS_EVENT_SOURCE) {
                 return Err(A::Error::custom(NOT_PLAIN));
             }
             // The first message's queue decides, as in the general decoder.
-            fifo.get_or_insert_with(|| is_fifo(&message));
-            units.push(sqs_unit(units.len(), &message).map_err(|_| A::Error::custom(NOT_PLAIN))?);
+            let fifo = *fifo.get_or_insert_with(|| is_fifo(&message));
+            let unit = sqs_unit(read, &message).map_err(|_| A::Error::custom(NOT_PLAIN))?;
+            units.extend((self.0)(Source::Sqs { fifo }, read, unit));
+            read += 1;
         }
         match fifo {
             Some(fifo) => Ok(Inbound {

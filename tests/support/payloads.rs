@@ -30,3 +30,24 @@ pub fn s3_record(key: &str, sequencer: &str) -> Value {
             "object": {"key": key, "size": 1, "sequencer": sequencer}}
     })
 }
+
+/// An SQS event whose messages each carry one S3 record; `(message id, key, group, AWSTraceHeader)`.
+pub fn sqs(arn: &str, messages: &[(&str, &str, Option<&str>, Option<&str>)]) -> String {
+    let records: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (id, key, group, trace))| {
+            let mut attributes = json!({"ApproximateReceiveCount": "1"});
+            if let Some(g) = group {
+                attributes["MessageGroupId"] = (*g).into();
+            }
+            if let Some(t) = trace {
+                attributes["AWSTraceHeader"] = (*t).into();
+            }
+            let body = json!({"Records": [s3_record(key, &format!("{i:018}"))]});
+            json!({"messageId": id, "body": body.to_string(), "attributes": attributes,
+                "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": arn})
+        })
+        .collect();
+    json!({ "Records": records }).to_string()
+}
