@@ -2,10 +2,14 @@
 //! invocations served — concurrently when `AWS_LAMBDA_MAX_CONCURRENCY` > 1, each taking its trace
 //! from its own context, never from the process-wide `_X_AMZN_TRACE_ID`. `main.rs` only calls [`run`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::value::RawValue;
+use bytes::Bytes;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, layers, service_fn};
+use serde::de::IgnoredAny;
 
 use crate::config::{AWS_LAMBDA_RUNTIME_API, RelayConfig};
 use crate::otel::{Exporter, OtelError};
@@ -68,15 +72,82 @@ pub async fn run() -> Result<(), RunError> {
         return Err(RunError::OutsideLambda);
     }
     let relay = Arc::new(build_relay(config, otel).await);
-    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
+    let payloads = Payloads::default();
+    let taken = payloads.clone();
+    let handler = service_fn(move |event: LambdaEvent<IgnoredAny>| {
         let relay = Arc::clone(&relay);
+        let payload = taken.take(&event.context.request_id);
         async move {
             let info = InvocationInfo::from(&event.context);
-            relay.handle_payload(event.payload, &info).await
+            relay.handle_payload(payload, &info).await
         }
-    }))
-    .await
-    .map_err(RunError::Runtime)
+    });
+    Runtime::new(handler)
+        .layer(PayloadLayer(payloads))
+        .layer(layers::TracingLayer::new())
+        .run_concurrent()
+        .await
+        .map_err(RunError::Runtime)
+}
+
+/// Invocation bodies taken by [`PayloadLayer`], by request id, until their handler takes them.
+#[derive(Debug, Clone, Default)]
+struct Payloads(Arc<Mutex<HashMap<String, Bytes>>>);
+
+impl Payloads {
+    fn put(&self, request_id: String, body: Bytes) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request_id, body);
+    }
+
+    /// The body of invocation `request_id`; empty (answered as not JSON) if it was never put.
+    fn take(&self, request_id: &str) -> Bytes {
+        let taken = self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id);
+        taken.unwrap_or_default()
+    }
+}
+
+/// Takes each invocation's body before `lambda_runtime` deserializes it, leaving it `null`: typed
+/// as the handler's event, up to 6 MB would be scanned and copied before the handler could start,
+/// which the relay, decoding as it sends ([`Relay::handle_payload`]), does itself from the bytes
+/// as read. The handler takes the body back by request id, so concurrent invocations keep theirs.
+#[derive(Debug, Clone)]
+struct PayloadLayer(Payloads);
+
+impl<S> Layer<S> for PayloadLayer {
+    type Service = PayloadService<S>;
+
+    fn layer(&self, inner: S) -> PayloadService<S> {
+        PayloadService {
+            inner,
+            payloads: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`PayloadLayer`] wraps around the runtime's own.
+#[derive(Debug, Clone)]
+struct PayloadService<S> {
+    inner: S,
+    payloads: Payloads,
+}
+
+impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for PayloadService<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: LambdaInvocation) -> S::Future {
+        let body = std::mem::replace(&mut invocation.body, Bytes::from_static(b"null"));
+        self.payloads.put(invocation.context.request_id.clone(), body);
+        self.inner.call(invocation)
+    }
 }
 
 /// The relay over the AWS SDK, with EMF metrics, and its spans recorded for X-Ray when Lambda runs

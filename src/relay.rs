@@ -16,6 +16,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc::{Receiver, Sender};
@@ -25,6 +26,8 @@ use crate::concurrency::{Learned, Limiter, Signal};
 use crate::config::{Destination, RelayConfig, Target};
 use crate::context::InvocationTrace;
 use crate::failure::{HoldBack, Reason, Undelivered};
+use crate::inbound::DecodeError;
+use crate::logs;
 use crate::message::{Batch, Message};
 use crate::metrics::{TargetCounts, emf_lines};
 use crate::order::{Order, TargetGate};
@@ -166,13 +169,10 @@ impl<P: Publisher> Relay<P> {
         self.relay(Payload::Text(payload), info).await
     }
 
-    /// [`Relay::handle`] for the payload as the Lambda runtime reads it: decoded on a blocking
-    /// thread while the first batches are already being sent (`handle` decodes first, then sends).
-    pub async fn handle_payload(
-        &self,
-        payload: Box<serde_json::value::RawValue>,
-        info: &InvocationInfo,
-    ) -> Result<RelayResponse, RelayError> {
+    /// [`Relay::handle`] for the payload as the Lambda runtime reads it (the body's bytes):
+    /// decoded on a blocking thread while the first batches are already being sent (`handle`
+    /// decodes first, then sends).
+    pub async fn handle_payload(&self, payload: Bytes, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
         self.relay(Payload::Raw(payload), info).await
     }
 
@@ -249,7 +249,7 @@ impl<P: Publisher> Relay<P> {
     async fn stream_while_sending(
         &self,
         call: &CallContext<'_>,
-        payload: Box<serde_json::value::RawValue>,
+        payload: Bytes,
         invocation_trace: InvocationTrace,
     ) -> (Result<Streamed, RelayError>, Vec<TargetRun>) {
         let targets = self.config.targets.len();
@@ -257,16 +257,14 @@ impl<P: Publisher> Relay<P> {
         let config = Arc::clone(&self.config);
         let links = call.recording.is_some();
         let producer = tokio::task::spawn_blocking(move || {
-            stream(
-                &config.targets,
-                payload.get(),
-                invocation_trace,
-                links,
-                |target, batch| {
-                    // Fails only when the invocation is gone, and with it every receiver.
-                    let _ = senders.get(target).map(|s| s.blocking_send(batch));
-                },
-            )
+            let text = std::str::from_utf8(&payload).map_err(|e| {
+                tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
+                RelayError::BadPayload(DecodeError::NotJson(e.to_string()))
+            })?;
+            stream(&config.targets, text, invocation_trace, links, |target, batch| {
+                // Fails only when the invocation is gone, and with it every receiver.
+                let _ = senders.get(target).map(|s| s.blocking_send(batch));
+            })
         });
         let (produced, runs) = futures_util::future::join(producer, self.deliver_batches(call, receivers)).await;
         let produced = produced.unwrap_or_else(|e| {
@@ -485,7 +483,7 @@ impl<P: Publisher> Relay<P> {
 /// The invocation payload.
 enum Payload<'p> {
     /// As the Lambda runtime read it: owned, so it can be decoded on a blocking thread.
-    Raw(Box<serde_json::value::RawValue>),
+    Raw(Bytes),
     /// Given as text ([`Relay::handle`]): decoded first, then sent.
     Text(&'p str),
 }

@@ -86,7 +86,7 @@ async fn an_owned_payload_is_relayed_as_the_borrowed_one_is() {
     let borrowed = FakePublisher::default();
     let expected = relay(QUEUE, borrowed.clone()).handle(&payload, &info()).await.unwrap();
     let owned = FakePublisher::default();
-    let raw = serde_json::value::RawValue::from_string(payload).unwrap();
+    let raw = bytes::Bytes::from(payload);
     let response = relay(QUEUE, owned.clone()).handle_payload(raw, &info()).await.unwrap();
     assert_eq!(format!("{response:?}"), format!("{expected:?}"));
     assert_eq!(owned.sent(), borrowed.sent());

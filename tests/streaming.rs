@@ -17,7 +17,6 @@ use s3_trace_relay::message::Batch;
 use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use s3_trace_relay::{InvocationInfo, Relay};
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation, s3_record, sqs};
 
@@ -139,7 +138,7 @@ async fn both_ways(targets: &str, payload: &str) -> [(Result<RelayResponse, Rela
     let decoded_first = ByKey::default();
     let answer = relay(targets, 16, decoded_first.clone()).handle(payload, &info()).await;
     let streamed = ByKey::default();
-    let raw = RawValue::from_string(payload.to_owned()).unwrap();
+    let raw = bytes::Bytes::from(payload.to_owned());
     let streamed_answer = relay(targets, 16, streamed.clone()).handle_payload(raw, &info()).await;
     [(answer, decoded_first), (streamed_answer, streamed)]
 }
@@ -206,7 +205,7 @@ async fn a_record_the_one_pass_decoder_gives_up_on_is_answered_as_decoded_first(
 
 #[tokio::test]
 async fn a_payload_that_is_no_event_is_rejected_when_streamed() {
-    let raw = RawValue::from_string(json!({"Records": 5}).to_string()).unwrap();
+    let raw = bytes::Bytes::from(json!({"Records": 5}).to_string());
     let publisher = ByKey::default();
     let err = relay(QUEUE, 16, publisher.clone())
         .handle_payload(raw, &info())
@@ -256,7 +255,7 @@ async fn the_first_call_leaves_before_the_batch_is_decoded_and_decoding_waits_fo
     let messages: Vec<(&str, &str, Option<&str>, Option<&str>)> = (0..n)
         .map(|i| (ids[i].as_str(), keys[i].as_str(), None, None))
         .collect();
-    let raw = RawValue::from_string(sqs(STANDARD_SOURCE, &messages)).unwrap();
+    let raw = bytes::Bytes::from(sqs(STANDARD_SOURCE, &messages));
     let publisher = ByKey {
         first_call_delay: Some(Duration::from_millis(200)),
         ..ByKey::default()
@@ -278,4 +277,17 @@ async fn the_first_call_leaves_before_the_batch_is_decoded_and_decoding_waits_fo
         "{decoded} of {n} records decoded while the first call was out"
     );
     assert_eq!(DECODED.load(Ordering::SeqCst), n);
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_utf8_is_rejected_as_not_json() {
+    let mut bytes = sqs_batch(STANDARD_SOURCE, 3).into_bytes();
+    bytes[40] = 0xff;
+    let publisher = ByKey::default();
+    let err = relay(QUEUE, 16, publisher.clone())
+        .handle_payload(bytes::Bytes::from(bytes), &info())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RelayError::BadPayload(DecodeError::NotJson(_))), "{err}");
+    assert!(publisher.sent.lock().unwrap().is_empty());
 }
