@@ -175,6 +175,9 @@ def base_env(runtime_api: str, endpoint: str, targets: str) -> dict:
     }
 
 
+DIAGNOSTIC = {"rust 32", "rust 64", "rust 128"}
+
+
 class Variant:
     def __init__(self, name: str, argv: list[str], cwd: Path, env: dict, in_flight: int, per_client: bool = False):
         self.name, self.argv, self.cwd, self.env = name, argv, cwd, env
@@ -378,6 +381,8 @@ def report(res: dict) -> str:
             f"| {r['vm_hwm_kib'] / 1024:.1f} MiB | {ms(r['init_s'])} | {check} |"
         )
     for name, v in res["init"].items():
+        if not v:  # --init-runs 0
+            continue
         rows.append(
             f"| init only (median of {len(v)}) | {name} | | | | | | | | | | {ms(statistics.median(v))} | |"
         )
@@ -395,7 +400,9 @@ def main() -> int:
     parser.add_argument("--delay-ms", type=float, default=15.0, help="each SQS/SNS call's time (default 15)")
     parser.add_argument("--max-sequential-s", type=float, default=60.0)
     parser.add_argument("--init-runs", type=int, default=5, help="extra launches per function for init")
-    parser.add_argument("--only", help="comma-separated function names (default: all)")
+    parser.add_argument(
+        "--only", help="comma-separated function names (default: all but the diagnostic rust 32/64/128)"
+    )
     parser.add_argument("--full", action="store_true", help="also the sequential runs over --max-sequential-s")
     parser.add_argument("--quick", action="store_true", help="n = 10 and 1,000 only; a smoke test")
     parser.add_argument("--no-moto", action="store_true", help="skip the check of each function against moto")
@@ -425,9 +432,10 @@ def main() -> int:
         Variant("node seq", [args.node, "index.js"], node_peer, {"PEER_MODE": "sequential"}, 1),
         Variant("node all", [args.node, "index.js"], node_peer, {"PEER_MODE": "all"}, NODE_SOCKETS_PER_CLIENT, True),
     ]
-    if args.only:
-        names = {s.strip() for s in args.only.split(",")}
-        variants = [v for v in variants if v.name in names]
+    # Diagnostic: the relay at other in-flight caps, run only when named in --only.
+    variants += [Variant(f"rust {n}", [args.binary], REPO, {"RELAY_MAX_IN_FLIGHT": str(n)}, n) for n in (32, 64, 128)]
+    names = {s.strip() for s in args.only.split(",")} if args.only else None
+    variants = [v for v in variants if (v.name in names if names else v.name not in DIAGNOSTIC)]
     hello = Variant("hello_lambda (floor)", [args.hello], REPO, {}, 1)
     sizes = [10, 1000] if args.quick else [10, 1000, 10000]
     workloads = [(n, per_context) for n in sizes for per_context in (10, 1)]
