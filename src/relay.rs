@@ -1,7 +1,12 @@
 //! The relay core: decode → choose trace contexts → route and batch → publish → account for every
-//! record (CONTRACT §6). This module orchestrates; each rule lives in the module named after it:
-//! [`crate::inbound`] decodes, [`crate::context`] picks trace contexts, [`crate::plan`] routes and
-//! batches, [`crate::order`] keeps FIFO order, [`crate::publish`] sends, [`crate::response`] answers.
+//! record (CONTRACT §6). This module orchestrates the sending half; [`crate::prepare`] is the pure
+//! half, and each rule lives in the module named after it: [`crate::inbound`] decodes,
+//! [`crate::context`] picks trace contexts, [`crate::plan`] routes and batches, [`crate::order`]
+//! keeps FIFO order, [`crate::publish`] sends, [`crate::response`] answers.
+//!
+//! Each target has one sender, fed through a channel: a plain SQS event from a standard queue is
+//! decoded on a blocking thread that hands each batch over as soon as it is complete, so calls start
+//! while the rest of the batch is read; everything else is prepared whole and handed over after.
 //!
 //! At least once, nothing lost: a retry unit counts as delivered only when every message it routes
 //! to was accepted by its target; anything else is reported failed, with a typed
