@@ -1,7 +1,7 @@
 //! The pure half of an invocation: decode → choose each record's trace context → route → batch,
 //! and account for what fails before anything is sent. No network.
 //!
-//! [`prepare`] does it for the whole payload at once. [`stream`] does it while the payload is read
+//! [`prepare`] does it for the whole payload at once. `stream` does it while the payload is read
 //! — each unit planned as soon as it is decoded and each batch handed out as soon as it can take
 //! no more ([`crate::plan::Planner`]) — so the first call of a 10,000-record batch leaves while the
 //! rest is still being decoded, with the same batches and so the same call counts. Only a plain

@@ -178,11 +178,10 @@ impl<P: Publisher> Relay<P> {
     /// decoded on a blocking thread while the first batches are already being sent (`handle`
     /// decodes first, then sends).
     pub async fn handle_payload(&self, payload: Bytes, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
-        self.relay(Payload::Raw(payload), info).await
+        self.relay(Payload::Body(payload), info).await
     }
 
-    /// Decodes and plans the payload on a blocking thread while the targets' senders take each
-    /// batch as soon as it is complete; then answers Lambda.
+    /// Prepares and sends the payload ([`Relay::send_all`]), then answers Lambda.
     async fn relay(&self, payload: Payload<'_>, info: &InvocationInfo) -> Result<RelayResponse, RelayError> {
         let invocation_trace = InvocationTrace::parse(info.trace_id.as_deref());
         let limiter = self.learned.limiter(self.config.max_in_flight);
@@ -221,7 +220,7 @@ impl<P: Publisher> Relay<P> {
     ) -> Result<(Units, Summary, Outcomes), RelayError> {
         let links = call.recording.is_some();
         let (produced, runs) = match payload {
-            Payload::Raw(raw) => self.stream_while_sending(call, raw, invocation_trace).await,
+            Payload::Body(body) => self.stream_while_sending(call, body, invocation_trace).await,
             Payload::Text(text) => {
                 let mut planned: Vec<Vec<Batch>> = vec![Vec::new(); self.config.targets.len()];
                 let produced = stream(&self.config.targets, text, invocation_trace, links, |target, batch| {
@@ -488,7 +487,7 @@ impl<P: Publisher> Relay<P> {
 /// The invocation payload.
 enum Payload<'p> {
     /// As the Lambda runtime read it: owned, so it can be decoded on a blocking thread.
-    Raw(Bytes),
+    Body(Bytes),
     /// Given as text ([`Relay::handle`]): decoded first, then sent.
     Text(&'p str),
 }
