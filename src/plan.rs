@@ -498,34 +498,37 @@ mod tests {
             .collect()
     }
 
-    const STREAM_TARGETS: &str = "arn:aws:sqs:us-east-1:123456789012:q,arn:aws:sns:us-east-1:123456789012:t,\
+    /// One target of each kind: SQS, SNS, FIFO SNS, FIFO SQS, an event bus, a state machine.
+    const EVERY_KIND: &str = "arn:aws:sqs:us-east-1:123456789012:q,arn:aws:sns:us-east-1:123456789012:t,\
         arn:aws:sns:us-east-1:123456789012:t.fifo,https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo,\
-        arn:aws:states:us-east-1:123456789012:stateMachine:m";
+        arn:aws:events:us-east-1:123456789012:event-bus/b,arn:aws:states:us-east-1:123456789012:stateMachine:m";
+
+    /// Records from generated `(trace, key, size)` picks: three trace contexts (one none), six
+    /// keys, sizes from 1 KiB to beyond SNS's 256 KiB (some batches close on bytes, a few refuse).
+    fn picked(picks: &[(usize, usize, usize)]) -> Vec<(Arc<Notification>, Option<TraceHeader>)> {
+        let traces: Vec<Option<TraceHeader>> = vec![None, Some(T1.parse().unwrap()), Some(T2.parse().unwrap())];
+        picks
+            .iter()
+            .map(|&(trace, key, size)| {
+                let body = [1_024, 60_000, 140_000, 270_000][size % 4];
+                (notification(&format!("k{key}"), body), traces[trace % 3].clone())
+            })
+            .collect()
+    }
 
     proptest::proptest! {
         #[test]
         fn batches_are_cut_as_if_every_message_were_grouped_first(
             picks in proptest::collection::vec((0usize..4, 0usize..6, 0usize..20), 0..120),
         ) {
-            let traces: Vec<Option<TraceHeader>> = vec![None, Some(T1.parse().unwrap()), Some(T2.parse().unwrap())];
-            let records: Vec<(Arc<Notification>, Option<TraceHeader>)> = picks
-                .iter()
-                .map(|&(trace, key, size)| {
-                    // Sizes from 1 KiB to beyond SNS's 256 KiB: some batches close on bytes, a few refuse.
-                    let body = [1_024, 60_000, 140_000, 270_000][size % 4];
-                    (notification(&format!("k{key}"), body), traces[trace % 3].clone())
-                })
-                .collect();
-            let targets = "arn:aws:sqs:us-east-1:123456789012:q,arn:aws:sns:us-east-1:123456789012:t,\
-                arn:aws:sns:us-east-1:123456789012:t.fifo,https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo,\
-                arn:aws:events:us-east-1:123456789012:event-bus/b,arn:aws:states:us-east-1:123456789012:stateMachine:m";
-            let p = run(targets, &records);
+            let records = picked(&picks);
+            let p = run(EVERY_KIND, &records);
             let keys: Vec<Vec<Vec<String>>> = p
                 .batches
                 .iter()
                 .map(|bs| bs.iter().map(|b| b.messages.iter().map(|m| m.notification.key.clone()).collect()).collect())
                 .collect();
-            proptest::prop_assert_eq!(keys, model(&p, targets, &records));
+            proptest::prop_assert_eq!(keys, model(&p, EVERY_KIND, &records));
         }
 
         #[test]
@@ -533,15 +536,8 @@ mod tests {
             picks in proptest::collection::vec((0usize..4, 0usize..6, 0usize..20), 0..120),
             take_every in 1usize..8,
         ) {
-            let traces: Vec<Option<TraceHeader>> = vec![None, Some(T1.parse().unwrap()), Some(T2.parse().unwrap())];
-            let records: Vec<(Arc<Notification>, Option<TraceHeader>)> = picks
-                .iter()
-                .map(|&(trace, key, size)| {
-                    let body = [1_024, 60_000, 140_000, 270_000][size % 4];
-                    (notification(&format!("k{key}"), body), traces[trace % 3].clone())
-                })
-                .collect();
-            let targets = parse_targets(STREAM_TARGETS).unwrap();
+            let records = picked(&picks);
+            let targets = parse_targets(EVERY_KIND).unwrap();
             let outgoing = |unit: usize| Outgoing {
                 unit,
                 notification: &records[unit].0,
