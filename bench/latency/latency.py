@@ -305,6 +305,8 @@ def measure(variant: Variant, standin: LatencyStandin, targets: str, n: int, per
         "first_call_s": first_call,
         "connections_opened": stats["connections_opened"],
         "max_in_flight": stats["max_in_flight"],
+        "held_ms_mean": stats["held_ms_mean"],
+        "held_ms_max": stats["held_ms_max"],
         "cpu_s": cpu,
         "vm_hwm_kib": hwm,
         "init_s": p.init_s,
@@ -386,6 +388,14 @@ def report(res: dict) -> str:
         rows.append(
             f"| init only (median of {len(v)}) | {name} | | | | | | | | | | {ms(statistics.median(v))} | |"
         )
+    held = [r for r in res["rows"] if r.get("held_ms_mean") is not None]
+    if held:
+        mean = statistics.fmean(r["held_ms_mean"] for r in held)
+        worst = max(r["held_ms_max"] for r in held)
+        rows.append(
+            f"\nThe stand-in held each call {mean:.2f} ms on average (the floor counts {res['delay_ms']:g} ms; "
+            f"longest {worst:.1f} ms)."
+        )
     return head + "\n".join(rows)
 
 
@@ -405,6 +415,10 @@ def main() -> int:
     )
     parser.add_argument("--full", action="store_true", help="also the sequential runs over --max-sequential-s")
     parser.add_argument("--quick", action="store_true", help="n = 10 and 1,000 only; a smoke test")
+    parser.add_argument("--sizes", help="comma-separated record counts (default 10,1000,10000)")
+    parser.add_argument(
+        "--per-context", help="comma-separated records per trace context (default 10,1: one context per 10, per 1)"
+    )
     parser.add_argument("--no-moto", action="store_true", help="skip the check of each function against moto")
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args()
@@ -438,7 +452,10 @@ def main() -> int:
     variants = [v for v in variants if (v.name in names if names else v.name not in DIAGNOSTIC)]
     hello = Variant("hello_lambda (floor)", [args.hello], REPO, {}, 1)
     sizes = [10, 1000] if args.quick else [10, 1000, 10000]
-    workloads = [(n, per_context) for n in sizes for per_context in (10, 1)]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
+    per_contexts = [int(k) for k in args.per_context.split(",")] if args.per_context else [10, 1]
+    workloads = [(n, per_context) for n in sizes for per_context in per_contexts]
     payloads = {w: sqs_event(*w) for w in workloads}
     standin = LatencyStandin(Path(args.standin), args.delay_ms)
     targets = f"{standin.url}{QUEUE_PATH},{TOPIC_ARN}"
@@ -485,7 +502,8 @@ def main() -> int:
                 row = measure(v, standin, targets, n, per_context, payload)
                 log(
                     f"  {ms(row['duration_s'])}, ratio {row['ratio']:.2f}, first call {ms(row['first_call_s'])}, "
-                    f"{row['connections_opened']} connections, max in flight {row['max_in_flight']}"
+                    f"{row['connections_opened']} connections, max in flight {row['max_in_flight']}, "
+                    f"held {row['held_ms_mean'] or 0:.2f} ms"
                     + (f", PROBLEMS: {row['problems']}" if row["problems"] else "")
                 )
                 res["rows"].append(row)
