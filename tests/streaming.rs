@@ -26,12 +26,14 @@ const STANDARD_SOURCE: &str = "arn:aws:sqs:us-east-1:123456789012:in";
 const FIFO_SOURCE: &str = "arn:aws:sqs:us-east-1:123456789012:in.fifo";
 
 /// Records every call; fails every entry whose key starts with `fail` (keyed by content, not by
-/// call order, so runs whose calls interleave differently get the same answers). The first call
-/// takes `first_call_delay`, and sees how many records of this test had been decoded by its end.
+/// call order, so runs whose calls interleave differently get the same answers). Every call takes
+/// `call_delay`; the first one also takes `first_call_delay`, and sees how many records of this test had been decoded by its end.
 #[derive(Clone, Default)]
 struct ByKey {
     sent: Arc<Mutex<Vec<(String, Batch)>>>,
     first_call_delay: Option<Duration>,
+    /// How long every call takes.
+    call_delay: Option<Duration>,
     decoded_at_first_call: Arc<OnceLock<usize>>,
 }
 
@@ -45,6 +47,9 @@ impl Publisher for ByKey {
         if let (true, Some(delay)) = (first, self.first_call_delay) {
             tokio::time::sleep(delay).await;
             let _ = self.decoded_at_first_call.set(DECODED.load(Ordering::SeqCst));
+        }
+        if let Some(delay) = self.call_delay {
+            tokio::time::sleep(delay).await;
         }
         let rejected = || {
             EntryOutcome::Failed(Reason::Rejected {
@@ -290,4 +295,69 @@ async fn a_payload_that_is_not_utf8_is_rejected_as_not_json() {
         .unwrap_err();
     assert!(matches!(err, RelayError::BadPayload(DecodeError::NotJson(_))), "{err}");
     assert!(publisher.sent.lock().unwrap().is_empty());
+}
+
+fn failed_ids(response: &RelayResponse) -> Vec<String> {
+    let RelayResponse::Sqs(response) = response else {
+        panic!("an SQS response")
+    };
+    let mut ids: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ids.sort_by_key(|id| id.trim_start_matches("m-").parse::<usize>().unwrap());
+    ids
+}
+
+/// `info()` with `ms_left` until the deadline.
+fn info_with_time_left(ms_left: u64) -> InvocationInfo {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    InvocationInfo {
+        deadline_ms: now_ms + ms_left,
+        ..info()
+    }
+}
+
+#[tokio::test]
+async fn nothing_streamed_is_sent_past_the_deadline_margin() {
+    let publisher = ByKey::default();
+    let raw = bytes::Bytes::from(sqs_batch(STANDARD_SOURCE, 50));
+    // Less than the default 500 ms margin.
+    let response = relay(QUEUE, 16, publisher.clone())
+        .handle_payload(raw, &info_with_time_left(300))
+        .await
+        .unwrap();
+    let every_id: Vec<String> = (0..50).map(|i| format!("m-{i}")).collect();
+    assert_eq!(failed_ids(&response), every_id);
+    assert!(publisher.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn streamed_calls_still_running_at_the_margin_are_reported_failed_in_time() {
+    let publisher = ByKey {
+        call_delay: Some(Duration::from_secs(30)),
+        ..ByKey::default()
+    };
+    let raw = bytes::Bytes::from(sqs_batch(STANDARD_SOURCE, 200));
+    let started = std::time::Instant::now();
+    // Two calls in flight: most batches are still being decoded or waiting when the margin comes.
+    let response = relay(QUEUE, 2, publisher.clone())
+        .handle_payload(raw, &info_with_time_left(1_500))
+        .await
+        .unwrap();
+    let every_id: Vec<String> = (0..200).map(|i| format!("m-{i}")).collect();
+    assert_eq!(failed_ids(&response), every_id);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_400),
+        "answered before the deadline"
+    );
+    assert_eq!(
+        publisher.sent.lock().unwrap().len(),
+        2,
+        "no call starts after the first two"
+    );
 }
