@@ -239,3 +239,62 @@ async fn without_the_ca_the_endpoint_is_not_trusted_and_every_message_is_reporte
         0
     );
 }
+
+/// Accepts connections and reads what comes, never answering; counts the connections the client
+/// closed. Returns its address.
+async fn silent_endpoint(closed: Arc<AtomicUsize>) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let closed = Arc::clone(&closed);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {}
+                closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn a_call_given_up_at_the_deadline_margin_stops_with_its_invocation() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let relay = relay(&silent_endpoint(Arc::clone(&closed)).await).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // The default margin is 500 ms: the relay stops waiting about a second in, long before the
+    // SDK's own 5 s attempt timeout.
+    let info = InvocationInfo {
+        request_id: "r-deadline".into(),
+        deadline_ms: now_ms + 1_500,
+        ..InvocationInfo::default()
+    };
+    let event = support::fixture("sqs-batch-mixed-trace.json");
+    let response = relay.handle_payload(Bytes::from(event), &info).await.unwrap();
+    assert!(!failed_items_of(&response).is_empty());
+    // The abandoned call ended with the invocation: its connection closes now, not when the attempt
+    // times out (a call left running would hold it, and retry, into the next invocation).
+    tokio::time::timeout(Duration::from_secs(1), async {
+        while closed.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the connection of the abandoned call is closed");
+}
+
+fn failed_items_of(response: &RelayResponse) -> Vec<String> {
+    match response {
+        RelayResponse::Sqs(r) => r
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
