@@ -199,10 +199,12 @@ class Variant:
 class Process:
     """One function process (a cold start) under its own Runtime API stand-in."""
 
+    extra_env: dict = {}  # --env
+
     def __init__(self, variant: Variant, endpoint: str, targets: str) -> None:
         self.variant = variant
         self.api = base.RuntimeApi()
-        env = {**base_env(self.api.address, endpoint, targets), **variant.env}
+        env = {**base_env(self.api.address, endpoint, targets), **self.extra_env, **variant.env}
         t_exec = time.perf_counter()
         self.proc = subprocess.Popen(
             variant.argv,
@@ -415,6 +417,9 @@ def main() -> int:
     )
     parser.add_argument("--full", action="store_true", help="also the sequential runs over --max-sequential-s")
     parser.add_argument("--quick", action="store_true", help="n = 10 and 1,000 only; a smoke test")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for every function"
+    )
     parser.add_argument("--sizes", help="comma-separated record counts (default 10,1000,10000)")
     parser.add_argument(
         "--per-context", help="comma-separated records per trace context (default 10,1: one context per 10, per 1)"
@@ -423,6 +428,7 @@ def main() -> int:
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args()
     base.RuntimeApi.binary = Path(args.runtime_api).resolve()
+    Process.extra_env = dict(e.split("=", 1) for e in args.env)
     py_peer = BENCH / "peer_python"
     py_conc = HERE / "peer_python_concurrent"
     node_peer = HERE / "peer_node"
