@@ -11,7 +11,8 @@
 #
 # Options are passed on to bench/latency/latency.py: --quick, --full, --delay-ms N (default 15),
 # --no-moto (skip checking each function's messages against moto first), --only "rust 16,node all",
-# --init-runs N, --max-sequential-s S.
+# --init-runs N, --max-sequential-s S, --sizes 10000 and --per-context 10 (pick workloads),
+# --env NAME=VALUE (extra environment for every function; repeatable).
 #
 # Steps: .venv (scripts/bootstrap.sh) with awslambdaric (bench/requirements.txt); `npm ci` in
 # bench/latency/peer_node (pinned @aws-sdk/client-sqs and client-sns); release builds of the relay
