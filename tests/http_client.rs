@@ -31,6 +31,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use support::fake_publisher::failed_ids;
 use support::relay_process::{WAIT, failed_items};
 use support::runtime_api::{Invocation, RelayProcess, RuntimeApi};
 
@@ -276,7 +277,7 @@ async fn a_call_given_up_at_the_deadline_margin_stops_with_its_invocation() {
     };
     let event = support::fixture("sqs-batch-mixed-trace.json");
     let response = relay.handle_payload(Bytes::from(event), &info).await.unwrap();
-    assert!(!failed_items_of(&response).is_empty());
+    assert!(!failed_ids(&response).is_empty());
     // The abandoned call ended with the invocation: its connection closes now, not when the attempt
     // times out (a call left running would hold it, and retry, into the next invocation).
     tokio::time::timeout(Duration::from_secs(1), async {
@@ -286,15 +287,4 @@ async fn a_call_given_up_at_the_deadline_margin_stops_with_its_invocation() {
     })
     .await
     .expect("the connection of the abandoned call is closed");
-}
-
-fn failed_items_of(response: &RelayResponse) -> Vec<String> {
-    match response {
-        RelayResponse::Sqs(r) => r
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect(),
-        other => panic!("{other:?}"),
-    }
 }

@@ -18,6 +18,7 @@ use s3_trace_relay::publish::{CallReport, EntryOutcome, Publisher};
 use s3_trace_relay::response::{RelayError, RelayResponse};
 use s3_trace_relay::{InvocationInfo, Relay};
 use serde_json::{Value, json};
+use support::fake_publisher::failed_ids;
 use support::payloads::{FIFO_QUEUE, INVOCATION_TRACE, QUEUE, invocation, s3_record, sqs};
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:t";
@@ -85,7 +86,7 @@ fn info() -> InvocationInfo {
 
 /// `n` SQS messages from `arn`, one trace context per 10, every 7th key failing, groups of 3.
 fn sqs_batch(arn: &str, n: usize) -> String {
-    let ids: Vec<String> = (0..n).map(|i| format!("m-{i}")).collect();
+    let ids = message_ids(n);
     let keys: Vec<String> = (0..n)
         .map(|i| {
             if i % 7 == 3 {
@@ -297,17 +298,16 @@ async fn a_payload_that_is_not_utf8_is_rejected_as_not_json() {
     assert!(publisher.sent.lock().unwrap().is_empty());
 }
 
-fn failed_ids(response: &RelayResponse) -> Vec<String> {
-    let RelayResponse::Sqs(response) = response else {
-        panic!("an SQS response")
-    };
-    let mut ids: Vec<String> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
+/// The failed message ids of an SQS answer, in message order.
+fn failed_in_order(response: &RelayResponse) -> Vec<String> {
+    let mut ids = failed_ids(response);
     ids.sort_by_key(|id| id.trim_start_matches("m-").parse::<usize>().unwrap());
     ids
+}
+
+/// The ids of `sqs_batch`'s first `n` messages.
+fn message_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("m-{i}")).collect()
 }
 
 /// `info()` with `ms_left` until the deadline.
@@ -331,8 +331,7 @@ async fn nothing_streamed_is_sent_past_the_deadline_margin() {
         .handle_payload(raw, &info_with_time_left(300))
         .await
         .unwrap();
-    let every_id: Vec<String> = (0..50).map(|i| format!("m-{i}")).collect();
-    assert_eq!(failed_ids(&response), every_id);
+    assert_eq!(failed_in_order(&response), message_ids(50));
     assert!(publisher.sent.lock().unwrap().is_empty());
 }
 
@@ -349,8 +348,7 @@ async fn streamed_calls_still_running_at_the_margin_are_reported_failed_in_time(
         .handle_payload(raw, &info_with_time_left(1_500))
         .await
         .unwrap();
-    let every_id: Vec<String> = (0..200).map(|i| format!("m-{i}")).collect();
-    assert_eq!(failed_ids(&response), every_id);
+    assert_eq!(failed_in_order(&response), message_ids(200));
     assert!(
         started.elapsed() < Duration::from_millis(1_400),
         "answered before the deadline"
