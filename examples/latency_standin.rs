@@ -40,8 +40,7 @@
 //! of microseconds ([`Alarm`]), not at tokio's next whole millisecond, and `held_ms_mean` and
 //! `held_ms_max` report how long calls were actually held, so the floor can be checked.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -425,31 +424,24 @@ impl Alarm {
     fn start() -> Self {
         let (tx, rx) = mpsc::channel::<(Instant, oneshot::Sender<()>)>();
         std::thread::spawn(move || {
-            let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-            let mut wakers = std::collections::HashMap::new();
+            // Ordered by instant; the counter keeps calls due at the same instant apart.
+            let mut due: BTreeMap<(Instant, u64), oneshot::Sender<()>> = BTreeMap::new();
             let mut next_id = 0u64;
             loop {
-                let received = match due.peek() {
+                let received = match due.first_key_value() {
                     None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-                    Some(Reverse((at, _))) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+                    Some(((at, _), _)) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
                 };
                 match received {
                     Ok((at, waker)) => {
-                        due.push(Reverse((at, next_id)));
-                        wakers.insert(next_id, waker);
+                        due.insert((at, next_id), waker);
                         next_id += 1;
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
-                while let Some(Reverse((at, id))) = due.peek().copied() {
-                    if at > Instant::now() {
-                        break;
-                    }
-                    due.pop();
-                    if let Some(waker) = wakers.remove(&id) {
-                        let _ = waker.send(());
-                    }
+                while let Some(entry) = due.first_entry().filter(|e| e.key().0 <= Instant::now()) {
+                    let _ = entry.remove().send(());
                 }
             }
         });
