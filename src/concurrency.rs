@@ -8,6 +8,10 @@
 //! not halve it again (one decrease per window, as TCP does per round trip). Each success adds
 //! `1 / limit`, so the limit grows by about one per window of successful calls. The relay keeps the
 //! limit an invocation ended with for the next one, so a warm environment starts where it left off.
+//!
+//! Without `RELAY_MAX_IN_FLIGHT` the cap follows the function's memory ([`default_max_in_flight`]):
+//! Lambda gives CPU in proportion to memory, and past a few dozen calls per vCPU the relay's own
+//! CPU, not the network, bounds how fast a batch goes out.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -15,6 +19,42 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::retry;
+
+/// The cap when `RELAY_MAX_IN_FLIGHT` is unset and the memory size is unknown, and the least the
+/// memory-derived cap gives: enough to overlap network waits at any memory size.
+pub const MIN_DEFAULT_MAX_IN_FLIGHT: usize = 16;
+/// The most the memory-derived cap gives: far below Lambda's 1,024 file descriptors.
+pub const MAX_DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Memory at which Lambda gives a function one full vCPU, in MiB.
+const MIB_PER_VCPU: u64 = 1769;
+/// Calls in flight one vCPU keeps going: a call waits about 15 ms on the network and costs the
+/// relay about 0.5 ms of CPU (building, signing and parsing it; `bench/latency`), so about 30
+/// overlap before the CPU is the bound.
+const CALLS_PER_VCPU: u64 = 30;
+
+/// The in-flight cap for a function of `memory_mib` (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`) running
+/// `concurrent_invocations` at once per environment (`AWS_LAMBDA_MAX_CONCURRENCY`, Lambda Managed
+/// Instances), when `RELAY_MAX_IN_FLIGHT` does not set it: ⌈memory × 30 / 1769⌉ calls, shared by
+/// the concurrent invocations, between 16 and 256 each.
+///
+/// ```
+/// use s3_trace_relay::concurrency::default_max_in_flight;
+/// assert_eq!(default_max_in_flight(None, None), 16);
+/// assert_eq!(default_max_in_flight(Some(256), None), 16);
+/// assert_eq!(default_max_in_flight(Some(1769), None), 30);
+/// assert_eq!(default_max_in_flight(Some(10240), None), 174);
+/// assert_eq!(default_max_in_flight(Some(10240), Some(4)), 44);
+/// ```
+pub fn default_max_in_flight(memory_mib: Option<u64>, concurrent_invocations: Option<u64>) -> usize {
+    let Some(memory) = memory_mib else {
+        return MIN_DEFAULT_MAX_IN_FLIGHT;
+    };
+    let calls = memory.saturating_mul(CALLS_PER_VCPU).div_ceil(MIB_PER_VCPU);
+    let each = calls.div_ceil(concurrent_invocations.unwrap_or(1).max(1));
+    usize::try_from(each)
+        .unwrap_or(usize::MAX)
+        .clamp(MIN_DEFAULT_MAX_IN_FLIGHT, MAX_DEFAULT_MAX_IN_FLIGHT)
+}
 
 /// What a finished call says about the service's capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

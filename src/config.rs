@@ -24,7 +24,8 @@ pub const RELAY_TARGETS: &str = "RELAY_TARGETS";
 pub const RELAY_TARGETS_FILE: &str = "RELAY_TARGETS_FILE";
 /// Safety margin kept before the invocation deadline, in milliseconds.
 pub const RELAY_DEADLINE_MARGIN_MS: &str = "RELAY_DEADLINE_MARGIN_MS";
-/// Maximum number of publish calls in flight per invocation.
+/// Maximum number of publish calls in flight per invocation (default: from the memory size,
+/// [`crate::concurrency::default_max_in_flight`]).
 pub const RELAY_MAX_IN_FLIGHT: &str = "RELAY_MAX_IN_FLIGHT";
 /// Time one attempt of one SQS/SNS call may take before the SDK gives up on it and retries.
 pub const RELAY_ATTEMPT_TIMEOUT_MS: &str = "RELAY_ATTEMPT_TIMEOUT_MS";
@@ -33,6 +34,11 @@ pub const RELAY_ATTEMPT_TIMEOUT_MS: &str = "RELAY_ATTEMPT_TIMEOUT_MS";
 pub const RELAY_METRICS_NAMESPACE: &str = "RELAY_METRICS_NAMESPACE";
 /// The function's name, set by Lambda: the `FunctionName` dimension and the X-Ray segment name.
 pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// The function's memory in MiB, set by Lambda: the default in-flight cap follows it.
+pub const AWS_LAMBDA_FUNCTION_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+/// Invocations one execution environment runs at once (Lambda Managed Instances); they share the
+/// default in-flight cap.
+pub const AWS_LAMBDA_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 /// The Runtime API's address, set by Lambda: without it the process is not running under Lambda.
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 /// The X-Ray daemon's address, set by Lambda when active tracing is on.
@@ -52,9 +58,6 @@ pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The namespace of the metrics when [`RELAY_METRICS_NAMESPACE`] is unset.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "S3TraceRelay";
-/// Default bound on concurrent publish calls: keeps a 10 000-record batch from opening thousands
-/// of connections while still overlapping network waits.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 
 /// The whole relay configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +137,7 @@ impl RelayConfig {
             deadline_margin: millis(RELAY_DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN, 0, 60_000)?,
             attempt_timeout: millis(RELAY_ATTEMPT_TIMEOUT_MS, DEFAULT_ATTEMPT_TIMEOUT, 10, 900_000)?,
             max_in_flight: match lookup(RELAY_MAX_IN_FLIGHT) {
-                None => DEFAULT_MAX_IN_FLIGHT,
+                None => default_max_in_flight(&lookup),
                 Some(v) => usize::try_from(parse_number(RELAY_MAX_IN_FLIGHT, &v, 1, 1024)?).unwrap_or(1024),
             },
             metrics_namespace: match lookup(RELAY_METRICS_NAMESPACE) {
@@ -145,6 +148,20 @@ impl RelayConfig {
             xray_daemon_address: lookup(AWS_XRAY_DAEMON_ADDRESS),
         })
     }
+}
+
+/// The in-flight cap from what Lambda says of the environment. Those variables are Lambda's, not
+/// the relay's configuration: a value that is not a positive whole number counts as absent.
+fn default_max_in_flight(lookup: &impl Fn(&str) -> Option<String>) -> usize {
+    let positive = |variable| {
+        lookup(variable)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0)
+    };
+    crate::concurrency::default_max_in_flight(
+        positive(AWS_LAMBDA_FUNCTION_MEMORY_SIZE),
+        positive(AWS_LAMBDA_MAX_CONCURRENCY),
+    )
 }
 
 /// CloudWatch namespaces: 1 to 255 characters of alphanumerics and `. - _ / # :` and space, not
@@ -569,6 +586,55 @@ mod tests {
             err.starts_with("RELAY_MAX_IN_FLIGHT has an invalid value \"0\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_default_in_flight_cap_follows_the_memory_size() {
+        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
+        let cap = |env: &[(&str, &str)]| config(&[&[t], env].concat()).unwrap().max_in_flight;
+        assert_eq!(cap(&[]), 16);
+        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "128")]), 16);
+        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "1769")]), 30);
+        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "3538")]), 60);
+        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240")]), 174);
+    }
+
+    #[test]
+    fn concurrent_invocations_share_the_default_in_flight_cap() {
+        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
+        let memory = (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240");
+        let cap = |n| {
+            config(&[t, memory, (AWS_LAMBDA_MAX_CONCURRENCY, n)])
+                .unwrap()
+                .max_in_flight
+        };
+        assert_eq!(cap("1"), 174);
+        assert_eq!(cap("4"), 44);
+        assert_eq!(cap("64"), 16, "never below 16 each");
+    }
+
+    #[test]
+    fn relay_max_in_flight_wins_over_the_memory_size() {
+        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
+        let c = config(&[
+            t,
+            (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240"),
+            (RELAY_MAX_IN_FLIGHT, "8"),
+        ]);
+        assert_eq!(c.unwrap().max_in_flight, 8);
+    }
+
+    #[test]
+    fn an_unreadable_memory_size_leaves_the_default_cap_and_does_not_fail_init() {
+        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
+        for value in ["", "0", "-1", "lots", "1769.5", "99999999999999999999999"] {
+            let c = config(&[
+                t,
+                (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, value),
+                (AWS_LAMBDA_MAX_CONCURRENCY, value),
+            ]);
+            assert_eq!(c.unwrap().max_in_flight, 16, "{value:?}");
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 """Latency benchmark: how long each function takes to relay a batch when every SQS/SNS call takes a
 fixed time, next to the floor that time sets.
 
-Six functions, one after another in the same run, each a fresh process under its own instance of
+Seven functions, one after another in the same run, each a fresh process under its own instance of
 the Runtime API stand-in that bench/run.py uses (``examples/runtime_api.rs``), all calling the same
 latency stand-in for SQS and SNS (``examples/latency_standin.rs``: every call held ``--delay-ms``,
 checked, counted):
 
-- ``rust seq`` / ``rust 16``: the release relay with ``RELAY_MAX_IN_FLIGHT=1`` / its default 16;
+- ``rust seq`` / ``rust 16``: the release relay with ``RELAY_MAX_IN_FLIGHT=1`` / its default at the
+  template's 256 MiB (16);
+- ``rust 1769 MiB``: the release relay at its default for 1,769 MiB (Lambda's one full vCPU): 30;
 - ``python seq``: ``bench/peer_python`` (boto3 under awslambdaric, one call after another);
 - ``python 16``: ``bench/latency/peer_python_concurrent`` (the same, calls on a 16-thread pool);
 - ``node seq`` / ``node all``: ``bench/latency/peer_node`` (AWS SDK for JavaScript v3), calls one
@@ -435,6 +437,7 @@ def main() -> int:
     variants = [
         Variant("rust seq", [args.binary], REPO, {"RELAY_MAX_IN_FLIGHT": "1"}, 1),
         Variant("rust 16", [args.binary], REPO, {}, 16),
+        Variant("rust 1769 MiB", [args.binary], REPO, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}, 30),
         Variant(
             "python seq",
             [args.python, "-m", "awslambdaric", "handler.lambda_handler"],

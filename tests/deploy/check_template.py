@@ -30,7 +30,8 @@ no managed policy has to be looked up) and checks what the deployment contract n
 - encryption and transport: every SNS topic has a KmsMasterKeyId; every SQS queue has exactly one
   queue policy, and it denies sqs:* to everyone when aws:SecureTransport is false (Resource the
   queue's ARN); every topic's policy denies sns:Publish likewise;
-- concurrency and memory: ReservedConcurrentExecutions and the event source's
+- concurrency and memory: RELAY_MAX_IN_FLIGHT is absent by default (the relay derives it from
+  the memory size) and the MaxInFlight parameter's value when set; ReservedConcurrentExecutions and the event source's
   ScalingConfig.MaximumConcurrency are set only under conditions that are false with the default
   parameter values (AWS::NoValue otherwise) and true when the parameters are set;
   MaximumConcurrency is at most 1000; MemorySize comes from the MemorySize parameter (Default and
@@ -395,6 +396,10 @@ max_conc = params.get("MaximumConcurrency", {})
 check(str(max_conc.get("MaxValue")) == "1000", f"MaximumConcurrency MaxValue is {max_conc.get('MaxValue')!r}, not 1000")
 check("MaximumConcurrency" in json.dumps(sam.get("Rules", {})),
       "no Rules assertion on MaximumConcurrency (ScalingConfig.MaximumConcurrency 1 is invalid; only 0 = none or 2-1000)")
+# RELAY_MAX_IN_FLIGHT: unset by default, so the relay derives it from the memory size.
+conditional_param(env.get("RELAY_MAX_IN_FLIGHT"), "MaxInFlight", "RELAY_MAX_IN_FLIGHT", "32")
+check(resolve(env.get("RELAY_MAX_IN_FLIGHT"), {"MaxInFlight": "32"}) == "32",
+      "RELAY_MAX_IN_FLIGHT with MaxInFlight=32 is not 32")
 check(fn.get("MemorySize") == {"Ref": "MemorySize"}, f"function MemorySize is {fn.get('MemorySize')!r}, not Ref MemorySize")
 memory = params.get("MemorySize", {})
 check("Default" in memory and memory.get("Description"), f"parameter MemorySize needs a Default and a Description: {memory!r}")
