@@ -17,7 +17,7 @@
 # Steps: .venv (scripts/bootstrap.sh) with awslambdaric (bench/requirements.txt); `npm ci` in
 # bench/latency/peer_node (pinned @aws-sdk/client-sqs and client-sns); release builds of the relay
 # and, separately (so their dev-dependency features stay out of the relay binary), of the examples
-# runtime_api (the Runtime API stand-in), latency_standin and hello_lambda. Raw numbers in
+# runtime_api (the Runtime API stand-in), latency_standin, hello_lambda and runtime_floor. Raw numbers in
 # target/bench/latency.json, the table also in target/bench/latency.md. Exit status non-zero when
 # a check of the relayed calls failed (the table says which).
 set -euo pipefail
@@ -62,9 +62,9 @@ if [[ "$(cat "$peer/node_modules/.bench-lock.sha256" 2>/dev/null || true)" != "$
     printf '%s\n' "$lock_sum" >"$peer/node_modules/.bench-lock.sha256"
 fi
 
-say "cargo build --release (relay; examples runtime_api, latency_standin, hello_lambda)"
+say "cargo build --release (relay; examples runtime_api, latency_standin, hello_lambda, runtime_floor)"
 cargo build --release --quiet --bin s3-trace-relay
-cargo build --release --quiet --example runtime_api --example latency_standin --example hello_lambda
+cargo build --release --quiet --example runtime_api --example latency_standin --example hello_lambda --example runtime_floor
 
 say "running bench/latency/latency.py $*"
 status=0
@@ -73,6 +73,7 @@ status=0
     --runtime-api "$repo/target/release/examples/runtime_api" \
     --standin "$repo/target/release/examples/latency_standin" \
     --hello "$repo/target/release/examples/hello_lambda" \
+    --runtime-floor "$repo/target/release/examples/runtime_floor" \
     --python "$repo/.venv/bin/python" \
     --json "$out/latency.json" \
     "$@" >"$out/latency.md" || status=$?

@@ -1,14 +1,15 @@
 """Latency benchmark: how long each function takes to relay a batch when every SQS/SNS call takes a
 fixed time, next to the floor that time sets.
 
-Seven functions, one after another in the same run, each a fresh process under its own instance of
+Eight functions, one after another in the same run, each a fresh process under its own instance of
 the Runtime API stand-in that bench/run.py uses (``examples/runtime_api.rs``), all calling the same
 latency stand-in for SQS and SNS (``examples/latency_standin.rs``: every call held ``--delay-ms``,
 checked, counted):
 
 - ``rust seq`` / ``rust 16``: the release relay with ``RELAY_MAX_IN_FLIGHT=1`` / its default at the
   template's 256 MiB (16);
-- ``rust 1769 MiB``: the release relay at its default for 1,769 MiB (Lambda's one full vCPU): 30;
+- ``rust 1769 MiB`` / ``rust 3538 MiB``: the release relay at its default for 1,769 MiB (Lambda's
+  one full vCPU): 30 / for 3,538 MiB (two vCPUs, what this bench's machine gives every function): 60;
 - ``python seq``: ``bench/peer_python`` (boto3 under awslambdaric, one call after another);
 - ``python 16``: ``bench/latency/peer_python_concurrent`` (the same, calls on a 16-thread pool);
 - ``node seq`` / ``node all``: ``bench/latency/peer_node`` (AWS SDK for JavaScript v3), calls one
@@ -400,7 +401,29 @@ def report(res: dict) -> str:
             f"\nThe stand-in held each call {mean:.2f} ms on average (the floor counts {res['delay_ms']:g} ms; "
             f"longest {worst:.1f} ms)."
         )
+    if res.get("runtime_floor"):
+        floors = ", ".join(f"{ms(f['duration_s'])} at {f['n']:,} records ({f['payload_bytes']:,} bytes)"
+                           for f in res["runtime_floor"])
+        rows.append(
+            f"\n`lambda_runtime` alone (`examples/runtime_floor.rs`: body set aside, answers `{{}}`) took {floors} "
+            "(median of 3) from /next served to its answer: no handler can make its first call sooner."
+        )
     return head + "\n".join(rows)
+
+
+def runtime_floor(argv: list[str], standin: LatencyStandin, targets: str, n: int, payload: bytes) -> dict:
+    """How long lambda_runtime itself takes to hand `payload` to a handler and send its answer: the
+    median of three fresh processes, each after a 10-record warm-up, as the functions are measured."""
+    durations = []
+    for _ in range(3):
+        p = Process(Variant("runtime floor", argv, REPO, {}, 1), standin.url, targets)
+        try:
+            p.invoke(sqs_event(10, 10))
+            r = p.invoke(payload)
+        finally:
+            p.stop()
+        durations.append(r.done_at - r.served_at)
+    return {"n": n, "payload_bytes": len(payload), "duration_s": statistics.median(durations), "runs_s": durations}
 
 
 def main() -> int:
@@ -409,6 +432,7 @@ def main() -> int:
     parser.add_argument("--runtime-api", default=str(REPO / "target/release/examples/runtime_api"))
     parser.add_argument("--standin", default=str(REPO / "target/release/examples/latency_standin"))
     parser.add_argument("--hello", default=str(REPO / "target/release/examples/hello_lambda"))
+    parser.add_argument("--runtime-floor", default=str(REPO / "target/release/examples/runtime_floor"))
     parser.add_argument("--python", default=sys.executable, help="interpreter with boto3 and awslambdaric")
     parser.add_argument("--node", default="node")
     parser.add_argument("--delay-ms", type=float, default=15.0, help="each SQS/SNS call's time (default 15)")
@@ -438,6 +462,7 @@ def main() -> int:
         Variant("rust seq", [args.binary], REPO, {"RELAY_MAX_IN_FLIGHT": "1"}, 1),
         Variant("rust 16", [args.binary], REPO, {}, 16),
         Variant("rust 1769 MiB", [args.binary], REPO, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}, 30),
+        Variant("rust 3538 MiB", [args.binary], REPO, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}, 60),
         Variant(
             "python seq",
             [args.python, "-m", "awslambdaric", "handler.lambda_handler"],
@@ -516,6 +541,9 @@ def main() -> int:
                     + (f", PROBLEMS: {row['problems']}" if row["problems"] else "")
                 )
                 res["rows"].append(row)
+        biggest = max(workloads, key=lambda w: len(payloads[w]))
+        log(f"runtime floor: examples/runtime_floor on {biggest[0]:,} records")
+        res["runtime_floor"] = [runtime_floor([args.runtime_floor], standin, targets, biggest[0], payloads[biggest])]
         log("init: hello_lambda and each function")
         for v in [hello, *variants]:
             res["init"][v.name] = init_only(v, standin, targets, args.init_runs)
