@@ -13,7 +13,7 @@ check MUST reject the copy:
   deployment rules of check_template.py: a source queue visibility timeout below 6 x the function
   timeout (+ batching window), a queue without a TLS-only policy, an unencrypted topic, a KMS
   statement on Resource '*', a bus grant on Resource '*', an optional target always listed,
-  reserved concurrency set by default, a hard-coded MemorySize, the OpenTelemetry endpoint
+  reserved concurrency set by default, RELAY_MAX_IN_FLIGHT set by default, a hard-coded MemorySize, the OpenTelemetry endpoint
   variable or collector layer set unconditionally (for some of these cfn-lint warns only in
   passing, W7001/W8001 about the mapping or condition left unused).
 Each copy differs from the real template by one textual edit, so a check that accepts a copy
@@ -147,6 +147,14 @@ BREAKAGES = [
         "OTEL_EXPORTER_OTLP_ENDPOINT set unconditionally (every deployment would export to a collector that is not there)",
         "          OTEL_EXPORTER_OTLP_ENDPOINT: !If [ExportsOtel, !Ref OtelExporterEndpoint, !Ref AWS::NoValue]\n",
         "          OTEL_EXPORTER_OTLP_ENDPOINT: !Ref OtelExporterEndpoint\n",
+    ),
+    (
+        "template-check",
+        "max-in-flight-unconditional",
+        "RELAY_MAX_IN_FLIGHT set unconditionally (the MaxInFlight default 0 would be refused at init, "
+        "and no deployment would get the memory-derived cap)",
+        "          RELAY_MAX_IN_FLIGHT: !If [HasMaxInFlight, !Ref MaxInFlight, !Ref AWS::NoValue]\n",
+        "          RELAY_MAX_IN_FLIGHT: !Ref MaxInFlight\n",
     ),
     (
         "template-check",
