@@ -264,15 +264,11 @@ async fn silent_endpoint(closed: Arc<AtomicUsize>) -> String {
 async fn a_call_given_up_at_the_deadline_margin_stops_with_its_invocation() {
     let closed = Arc::new(AtomicUsize::new(0));
     let relay = relay(&silent_endpoint(Arc::clone(&closed)).await).await;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
     // The default margin is 500 ms: the relay stops waiting about a second in, long before the
     // SDK's own 5 s attempt timeout.
     let info = InvocationInfo {
         request_id: "r-deadline".into(),
-        deadline_ms: now_ms + 1_500,
+        deadline_ms: support::deadline_in(1_500),
         ..InvocationInfo::default()
     };
     let event = support::fixture("sqs-batch-mixed-trace.json");

@@ -5,7 +5,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use s3_trace_relay::config::{Destination, RelayConfig};
 use s3_trace_relay::failure::{CallError, Reason};
@@ -302,9 +302,8 @@ async fn fifo_target_does_not_send_later_events_of_an_object_after_a_failure() {
 #[tokio::test]
 async fn nothing_is_started_past_the_deadline_margin() {
     let publisher = FakePublisher::default();
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut info = info();
-    info.deadline_ms = now_ms + 300; // less than the default 500 ms margin
+    info.deadline_ms = support::deadline_in(300); // less than the default 500 ms margin
     let event = sqs("arn:aws:sqs:us-east-1:123456789012:src", &[("m1", "a", None, None)]);
     let response = relay(QUEUE, publisher.clone()).handle(&event, &info).await.unwrap();
     assert_eq!(failed_ids(&response), vec!["m1"]);
@@ -317,9 +316,8 @@ async fn a_call_still_running_at_the_margin_is_reported_failed_in_time() {
         delay: Some(Duration::from_secs(30)),
         ..FakePublisher::default()
     };
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut info = info();
-    info.deadline_ms = now_ms + 1_500;
+    info.deadline_ms = support::deadline_in(1_500);
     let event = sqs("arn:aws:sqs:us-east-1:123456789012:src", &[("m1", "a", None, None)]);
     let started = std::time::Instant::now();
     let response = relay(QUEUE, publisher).handle(&event, &info).await.unwrap();

@@ -312,12 +312,8 @@ fn message_ids(n: usize) -> Vec<String> {
 
 /// `info()` with `ms_left` until the deadline.
 fn info_with_time_left(ms_left: u64) -> InvocationInfo {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
     InvocationInfo {
-        deadline_ms: now_ms + ms_left,
+        deadline_ms: support::deadline_in(ms_left),
         ..info()
     }
 }

@@ -44,6 +44,13 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
 }
 
+/// Lambda's deadline (milliseconds since the epoch, as `Lambda-Runtime-Deadline-Ms`) `ms_left`
+/// from now.
+pub fn deadline_in(ms_left: u64) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("clock after 1970").as_millis() as u64 + ms_left
+}
+
 /// A fixture parsed as JSON.
 pub fn fixture_json(name: &str) -> serde_json::Value {
     let bytes = fixture(name);
