@@ -588,25 +588,31 @@ mod tests {
         );
     }
 
+    /// The in-flight cap with a valid target and `env`.
+    fn in_flight(env: &[(&str, &str)]) -> usize {
+        let target = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
+        config(&[&[target], env].concat()).unwrap().max_in_flight
+    }
+
     #[test]
     fn the_default_in_flight_cap_follows_the_memory_size() {
-        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
-        let cap = |env: &[(&str, &str)]| config(&[&[t], env].concat()).unwrap().max_in_flight;
-        assert_eq!(cap(&[]), 16);
-        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "128")]), 16);
-        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "1769")]), 30);
-        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "3538")]), 60);
-        assert_eq!(cap(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240")]), 174);
+        assert_eq!(in_flight(&[]), 16);
+        for (memory, cap) in [("128", 16), ("1769", 30), ("3538", 60), ("10240", 174)] {
+            assert_eq!(
+                in_flight(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, memory)]),
+                cap,
+                "{memory} MiB"
+            );
+        }
     }
 
     #[test]
     fn concurrent_invocations_share_the_default_in_flight_cap() {
-        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
-        let memory = (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240");
         let cap = |n| {
-            config(&[t, memory, (AWS_LAMBDA_MAX_CONCURRENCY, n)])
-                .unwrap()
-                .max_in_flight
+            in_flight(&[
+                (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240"),
+                (AWS_LAMBDA_MAX_CONCURRENCY, n),
+            ])
         };
         assert_eq!(cap("1"), 174);
         assert_eq!(cap("4"), 44);
@@ -615,25 +621,20 @@ mod tests {
 
     #[test]
     fn relay_max_in_flight_wins_over_the_memory_size() {
-        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
-        let c = config(&[
-            t,
-            (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240"),
-            (RELAY_MAX_IN_FLIGHT, "8"),
-        ]);
-        assert_eq!(c.unwrap().max_in_flight, 8);
+        assert_eq!(
+            in_flight(&[(AWS_LAMBDA_FUNCTION_MEMORY_SIZE, "10240"), (RELAY_MAX_IN_FLIGHT, "8")]),
+            8
+        );
     }
 
     #[test]
     fn an_unreadable_memory_size_leaves_the_default_cap_and_does_not_fail_init() {
-        let t = (RELAY_TARGETS, "arn:aws:sqs:us-east-1:123456789012:q");
         for value in ["", "0", "-1", "lots", "1769.5", "99999999999999999999999"] {
-            let c = config(&[
-                t,
+            let env = [
                 (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, value),
                 (AWS_LAMBDA_MAX_CONCURRENCY, value),
-            ]);
-            assert_eq!(c.unwrap().max_in_flight, 16, "{value:?}");
+            ];
+            assert_eq!(in_flight(&env), 16, "{value:?}");
         }
     }
 
