@@ -7,8 +7,10 @@
 //! grouping must not reorder the events of one object, so there a new batch starts whenever the
 //! context changes instead. A message too large for its target fails alone.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use crate::bus;
 use crate::config::{Destination, Target};
@@ -178,17 +180,21 @@ struct Batcher {
     grouping: Grouping,
     limits: (usize, usize),
     groups: Vec<Group>,
-    /// Trace context → group, built once there are more than [`LINEAR_GROUPS`] groups.
-    index: HashMap<Option<TraceHeader>, usize>,
+    /// Trace context → group, built once there are more than [`LINEAR_GROUPS`] groups. It holds
+    /// only group indexes, hashed and compared through the groups' own headers: keyed by a copy of
+    /// each header it took 96 bytes a group.
+    index: HashTable<usize>,
+    hasher: RandomState,
     /// Batches that can take no more messages, with their group, in the order they closed.
     complete: Vec<(usize, Batch)>,
     refused: Vec<Refused>,
 }
 
-/// A group of messages sharing a request trace header, and its open batch.
+/// A group of messages sharing a request trace header, and its open batch (empty when none is
+/// open), which holds the group's header: with a trace context per record, 10,000 groups, so the
+/// header is kept once, not beside the batch as well.
 struct Group {
-    trace: Option<TraceHeader>,
-    open: Option<Batch>,
+    open: Batch,
     open_bytes: usize,
 }
 
@@ -204,7 +210,8 @@ impl Batcher {
             grouping,
             limits: (max_entries(destination), max_batch_bytes(destination)),
             groups: Vec::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
             complete: Vec::new(),
             refused: Vec::new(),
         }
@@ -227,19 +234,11 @@ impl Batcher {
         }
         let at = self.group_of(&m.trace);
         let Some(group) = self.groups.get_mut(at) else { return };
-        if group
-            .open
-            .as_ref()
-            .is_some_and(|b| group.open_bytes + m.size > limit || same_group_in(b, &m))
-        {
+        if group.open_bytes + m.size > limit || same_group_in(&group.open, &m) {
             self.complete.extend(group.close().map(|b| (at, b)));
         }
         group.open_bytes += m.size;
-        let open = group.open.get_or_insert_with(|| Batch {
-            target: self.target,
-            request_trace: group.trace.clone(),
-            messages: Vec::new(),
-        });
+        let open = &mut group.open;
         grow_by_doubling(&mut open.messages, max_entries);
         open.messages.push(m);
         if open.messages.len() >= max_entries {
@@ -254,17 +253,18 @@ impl Batcher {
             Grouping::Runs => self
                 .groups
                 .last()
-                .filter(|g| g.trace == *trace)
+                .filter(|g| g.open.request_trace == *trace)
                 .map(|_| self.groups.len() - 1),
             Grouping::ByTrace if self.groups.len() <= LINEAR_GROUPS => {
-                self.groups.iter().position(|g| g.trace == *trace)
+                self.groups.iter().position(|g| g.open.request_trace == *trace)
             }
             Grouping::ByTrace => {
                 if self.index.is_empty() {
-                    let groups = self.groups.iter().enumerate();
-                    self.index.extend(groups.map(|(i, g)| (g.trace.clone(), i)));
+                    (0..self.groups.len()).for_each(|i| self.index_group(i));
                 }
-                self.index.get(trace).copied()
+                let groups = &self.groups;
+                let same = |i: &usize| groups.get(*i).is_some_and(|g| g.open.request_trace == *trace);
+                self.index.find(self.hasher.hash_one(trace), same).copied()
             }
         };
         found.unwrap_or_else(|| self.open_group(trace))
@@ -279,22 +279,34 @@ impl Batcher {
             self.complete.extend(last.close().map(|b| (at - 1, b)));
         }
         let trace = (self.grouping != Grouping::None).then(|| trace.clone()).flatten();
-        if !self.index.is_empty() {
-            self.index.insert(trace.clone(), at);
-        }
         self.groups.push(Group {
-            trace,
-            open: None,
+            open: Batch {
+                target: self.target,
+                request_trace: trace,
+                messages: Vec::new(),
+            },
             open_bytes: 0,
         });
+        if !self.index.is_empty() {
+            self.index_group(at);
+        }
         at
+    }
+
+    /// Adds group `at` to the index.
+    fn index_group(&mut self, at: usize) {
+        let (groups, hasher) = (&self.groups, &self.hasher);
+        let hash_of = |i: &usize| groups.get(*i).map_or(0, |g| hasher.hash_one(&g.open.request_trace));
+        self.index.insert_unique(hash_of(&at), at, hash_of);
     }
 
     /// The target's batches not taken yet, group after group, and the messages it refused.
     fn finish(self) -> (Vec<Batch>, Vec<Refused>) {
         let mut batches = self.complete;
+        // Reserved at once: growing by doubling to 10,000 one-message batches held both copies.
+        batches.reserve_exact(self.groups.iter().filter(|g| !g.open.messages.is_empty()).count());
         let open = self.groups.into_iter().enumerate();
-        batches.extend(open.filter_map(|(at, g)| g.open.map(|b| (at, b))));
+        batches.extend(open.filter_map(|(at, mut g)| g.close().map(|b| (at, b))));
         // Stable: within a group, batches stay in the order they were cut.
         batches.sort_by_key(|(at, _)| *at);
         (batches.into_iter().map(|(_, b)| b).collect(), self.refused)
@@ -302,10 +314,18 @@ impl Batcher {
 }
 
 impl Group {
-    /// Takes the open batch: it is complete.
+    /// Takes the open batch, if it holds any message: it is complete.
     fn close(&mut self) -> Option<Batch> {
+        if self.open.messages.is_empty() {
+            return None;
+        }
         self.open_bytes = 0;
-        self.open.take()
+        let next = Batch {
+            target: self.open.target,
+            request_trace: self.open.request_trace.clone(),
+            messages: Vec::new(),
+        };
+        Some(std::mem::replace(&mut self.open, next))
     }
 }
 
@@ -405,7 +425,7 @@ const LINEAR_GROUPS: usize = 16;
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     use super::*;
     use crate::config::parse_targets;
