@@ -97,8 +97,6 @@ pub struct Message {
     pub notification: Arc<Notification>,
     /// The outbound trace header (canonical), if any.
     pub trace: Option<TraceHeader>,
-    /// The W3C form of `trace`, sent as the `traceparent` message attribute.
-    pub traceparent: Option<String>,
     /// Group and deduplication ids, for FIFO targets.
     pub fifo: Option<FifoIds>,
     /// Event fields the target asked for as message attributes (SNS subscription filter policies).
@@ -110,6 +108,15 @@ pub struct Message {
     pub execution_name: Option<String>,
     /// Bytes the message counts toward the service's size limit (body plus message attributes).
     pub size: usize,
+}
+
+impl Message {
+    /// The W3C form of `trace`, sent as the `traceparent` message attribute. Written when the
+    /// call is built rather than held: with a trace context per record, 10,000 messages wait for
+    /// their SNS batch, and each would keep its own copy.
+    pub fn traceparent(&self) -> Option<String> {
+        self.trace.as_ref().and_then(TraceHeader::to_traceparent)
+    }
 }
 
 /// FIFO ids of one message.

@@ -120,14 +120,14 @@ impl<'t> Planner<'t> {
     /// Routes one record and batches its messages.
     pub fn add(&mut self, record: &Outgoing<'_>) {
         let n = record.notification;
-        // The W3C form is the same for every target of the record: written once.
-        let traceparent = record.trace.and_then(TraceHeader::to_traceparent);
+        // The W3C form counts toward each message's size; it is the same for every target.
+        let traceparent_len = record.trace.and_then(TraceHeader::to_traceparent).map(|tp| tp.len());
         let mut routed = false;
         let filters = self.targets.iter().map(|t| t.filters.as_slice());
         for t in route(filters, &n.key, &n.event_name) {
             routed = true;
             if let (Some(batcher), Some(target)) = (self.batchers.get_mut(t), self.targets.get(t)) {
-                let (m, refusal) = message(record.unit, n, record.trace, traceparent.clone(), target);
+                let (m, refusal) = message(record.unit, n, record.trace, traceparent_len, target);
                 batcher.take(m, refusal);
             }
         }
@@ -364,13 +364,11 @@ fn message(
     unit: usize,
     n: &Arc<Notification>,
     trace: Option<&TraceHeader>,
-    traceparent: Option<String>,
+    traceparent_len: Option<usize>,
     target: &Target,
 ) -> (Message, Option<Reason>) {
     let attributes: Vec<MessageAttribute> = target.attributes.iter().filter_map(|a| a.of(n)).collect();
-    let attribute_bytes = traceparent
-        .as_ref()
-        .map_or(0, |tp| TRACEPARENT.len() + STRING_DATA_TYPE.len() + tp.len())
+    let attribute_bytes = traceparent_len.map_or(0, |len| TRACEPARENT.len() + STRING_DATA_TYPE.len() + len)
         + attributes.iter().map(MessageAttribute::size).sum::<usize>();
     let mut refusal = None;
     let (bus_entry, body_bytes) = match &target.destination {
@@ -395,7 +393,6 @@ fn message(
         unit,
         notification: Arc::clone(n),
         trace: trace.cloned(),
-        traceparent,
         fifo: target.destination.is_fifo().then(|| FifoIds {
             group_id: fifo::group_id(&n.bucket, &n.key),
             deduplication_id: fifo::deduplication_id(n),
@@ -614,7 +611,7 @@ mod tests {
         assert_eq!(b.request_trace, None);
         assert_eq!(b.messages[0].trace, Some(t1));
         assert_eq!(b.messages[1].trace, Some(t2));
-        assert!(b.messages[0].traceparent.as_deref().unwrap().ends_with("-01"));
+        assert!(b.messages[0].traceparent().unwrap().ends_with("-01"));
     }
 
     #[test]

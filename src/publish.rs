@@ -266,7 +266,7 @@ impl AwsPublisher {
                     .map_err(|e| fail("InvalidEntry", e.to_string()))?;
                 entry = entry.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, value);
             }
-            if let Some(tp) = &m.traceparent {
+            if let Some(tp) = m.traceparent() {
                 let value = SqsAttribute::builder()
                     .data_type(STRING_DATA_TYPE)
                     .string_value(tp)
@@ -310,7 +310,8 @@ impl AwsPublisher {
             let mut entry = PublishBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message(m.notification.body.as_str());
-            let traceparent = m.traceparent.as_deref().map(|tp| (TRACEPARENT, STRING_DATA_TYPE, tp));
+            let traceparent = m.traceparent();
+            let traceparent = traceparent.as_deref().map(|tp| (TRACEPARENT, STRING_DATA_TYPE, tp));
             let events = m.attributes.iter().map(|a| (a.name, a.data_type, a.value.as_str()));
             for (name, data_type, text) in traceparent.into_iter().chain(events) {
                 let value = SnsAttribute::builder()

@@ -678,7 +678,6 @@ fn begin_recorded_call(recording: &InvocationRecording, batch: &mut Batch) -> Ca
     };
     for m in &mut batch.messages {
         reparent(&mut m.trace);
-        m.traceparent = m.trace.as_ref().and_then(TraceHeader::to_traceparent);
     }
     reparent(&mut batch.request_trace);
     segment

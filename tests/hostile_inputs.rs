@@ -167,7 +167,7 @@ fn assert_no_injected_bytes(sent: &[(String, Batch)]) {
         let per_message = batch.messages.iter().flat_map(|m| {
             [
                 m.trace.as_ref().map(ToString::to_string),
-                m.traceparent.clone(),
+                m.traceparent(),
                 m.fifo.as_ref().map(|ids| ids.group_id.clone()),
                 m.fifo.as_ref().map(|ids| ids.deduplication_id.clone()),
             ]
@@ -696,7 +696,7 @@ async fn injected_record_header_without_a_valid_invocation_header_is_relayed_wit
         assert_eq!(headers.len(), count);
         assert!(headers.iter().all(|(_, h)| h.is_none()), "{invocation:?}: {headers:?}");
         for batch in publisher.sent_to(QUEUE) {
-            assert!(batch.messages.iter().all(|m| m.traceparent.is_none()));
+            assert!(batch.messages.iter().all(|m| m.traceparent().is_none()));
         }
         for batch in publisher.sent_to(TOPIC) {
             assert_eq!(batch.request_trace, None);
@@ -727,7 +727,7 @@ async fn injected_invocation_header_sends_no_header_for_a_direct_event() {
             for (_, batch) in &sent {
                 assert_eq!(batch.request_trace, None, "{field} {inj:?}");
                 assert_eq!(
-                    (&batch.messages[0].trace, &batch.messages[0].traceparent),
+                    (&batch.messages[0].trace, &batch.messages[0].traceparent()),
                     (&None, &None)
                 );
             }

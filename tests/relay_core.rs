@@ -72,7 +72,7 @@ async fn direct_event_goes_out_with_the_invocation_trace_header() {
         INVOCATION_TRACE
     );
     assert_eq!(
-        sent[0].1.messages[0].traceparent.as_deref(),
+        sent[0].1.messages[0].traceparent().as_deref(),
         Some("00-6745a1b2aaaaaaaaaaaaaaaaaaaaaaaa-1111111111111111-01")
     );
 }
@@ -167,7 +167,7 @@ async fn no_valid_trace_anywhere_still_relays_without_a_header() {
         .await
         .unwrap();
     let m = &publisher.sent()[0].1.messages[0];
-    assert_eq!((m.trace.clone(), m.traceparent.clone()), (None, None));
+    assert_eq!((m.trace.clone(), m.traceparent()), (None, None));
 }
 
 #[tokio::test]

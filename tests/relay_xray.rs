@@ -92,7 +92,7 @@ fn sampled_direct_call_is_a_subsegment_under_the_function_segment() {
     let sent = batches[0].messages[0].trace.as_ref().unwrap();
     assert_eq!(sent.parent().unwrap().to_string(), sub["id"].as_str().unwrap());
     assert_eq!(sent.root().to_string(), "1-6745a1b2-aaaaaaaaaaaaaaaaaaaaaaaa");
-    let tp = batches[0].messages[0].traceparent.as_deref().unwrap();
+    let tp = batches[0].messages[0].traceparent().unwrap();
     assert!(tp.contains(sub["id"].as_str().unwrap()), "{tp}");
 }
 
