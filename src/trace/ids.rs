@@ -43,12 +43,13 @@ pub enum TraceIdError {
 /// The X-Ray trace id (`Root`): a 32-bit epoch in seconds and 96 random bits.
 ///
 /// Stored as numbers, not text, so two spellings of one id (upper/lowercase hex) compare and hash
-/// equal and the canonical form is re-created on output instead of copied from input.
+/// equal and the canonical form is re-created on output instead of copied from input. Held as the
+/// W3C 128-bit number in two 64-bit words (epoch, then the unique part): a `u128` field would align
+/// every trace header, and every message and batch holding one, to 16 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TraceId {
-    epoch: u32,
-    /// Invariant: only the low 96 bits may be set.
-    unique: u128,
+    high: u64,
+    low: u64,
 }
 
 impl TraceId {
@@ -61,31 +62,37 @@ impl TraceId {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let epoch = u32::try_from(secs).unwrap_or(u32::MAX);
+        TraceId::from_masked(epoch, rand::random::<u128>())
+    }
+
+    /// The id of `epoch` and the low 96 bits of `unique`.
+    fn from_masked(epoch: u32, unique: u128) -> Self {
+        let id = (u128::from(epoch) << 96) | (unique & UNIQUE_MASK);
         TraceId {
-            epoch,
-            unique: rand::random::<u128>() & UNIQUE_MASK,
+            high: (id >> 64) as u64,
+            low: id as u64,
         }
     }
 
     /// Builds a trace id from its parts; `None` if `unique` does not fit in 96 bits. Lets tests and
     /// the W3C conversion build ids without going through text.
     pub fn from_parts(epoch: u32, unique: u128) -> Option<Self> {
-        (unique <= UNIQUE_MASK).then_some(TraceId { epoch, unique })
+        (unique <= UNIQUE_MASK).then(|| TraceId::from_masked(epoch, unique))
     }
 
     /// The epoch part: seconds since the Unix epoch when the trace started.
     pub fn epoch(&self) -> u32 {
-        self.epoch
+        (self.high >> 32) as u32
     }
 
     /// The 96-bit unique part (high 32 bits are always zero).
     pub fn unique(&self) -> u128 {
-        self.unique
+        self.as_u128() & UNIQUE_MASK
     }
 
     /// The id as the 128-bit number W3C uses as its trace id (epoch in the high 32 bits).
     pub fn as_u128(&self) -> u128 {
-        (u128::from(self.epoch) << 96) | self.unique
+        (u128::from(self.high) << 64) | u128::from(self.low)
     }
 }
 
@@ -107,17 +114,15 @@ impl FromStr for TraceId {
         // `get` is `None` rather than a panic if a multi-byte character straddles a boundary.
         let epoch = s.get(2..10).and_then(parse_hex_u64).ok_or(TraceIdError::NonHex)?;
         let unique = s.get(11..).and_then(parse_hex_u128).ok_or(TraceIdError::NonHex)?;
-        Ok(TraceId {
-            epoch: u32::try_from(epoch).map_err(|_| TraceIdError::NonHex)?,
-            unique: unique & UNIQUE_MASK,
-        })
+        let epoch = u32::try_from(epoch).map_err(|_| TraceIdError::NonHex)?;
+        Ok(TraceId::from_masked(epoch, unique))
     }
 }
 
 impl fmt::Display for TraceId {
     /// Canonical lowercase `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "1-{:08x}-{:024x}", self.epoch, self.unique)
+        write!(f, "1-{:08x}-{:024x}", self.epoch(), self.unique())
     }
 }
 
@@ -332,6 +337,22 @@ mod tests {
         assert_eq!(id.epoch(), 0x5759_e988);
         assert_eq!(id.to_string(), "1-5759e988-bd862e3fe1be46a994272793");
         assert_eq!(id.as_u128(), 0x5759_e988_bd86_2e3f_e1be_46a9_9427_2793);
+    }
+
+    #[test]
+    fn trace_id_parts_and_order_follow_the_w3c_number() {
+        let a = TraceId::from_parts(0x5759_e988, 0xbd86_2e3f_e1be_46a9_9427_2793).unwrap();
+        assert_eq!((a.epoch(), a.unique()), (0x5759_e988, 0xbd86_2e3f_e1be_46a9_9427_2793));
+        assert_eq!(TraceId::from_parts(1, UNIQUE_MASK + 1), None);
+        let later_epoch = TraceId::from_parts(0x5759_e989, 0).unwrap();
+        assert!(a < later_epoch);
+        assert!(TraceId::from_parts(0x5759_e988, 0).unwrap() < a);
+    }
+
+    #[test]
+    fn trace_id_needs_no_sixteen_byte_alignment() {
+        // Every message and batch holds a header: a u128 field would pad each to 16 bytes.
+        assert_eq!((size_of::<TraceId>(), align_of::<TraceId>()), (16, 8));
     }
 
     #[test]
