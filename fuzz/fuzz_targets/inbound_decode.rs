@@ -163,7 +163,13 @@ fn check_batch(target: &Target, index: usize, limit: usize, batch: &Batch, last_
             let text = h.to_string();
             assert!(is_canonical_header(&text), "outbound header {text:?}");
         }
-        assert_eq!(m.traceparent, m.trace.as_ref().and_then(|h| h.to_traceparent()));
+        if let Some(tp) = m.traceparent() {
+            // The W3C form of the outbound header: canonical, and the same trace and parent.
+            let back = s3_trace_relay::trace::TraceHeader::from_traceparent(&tp);
+            let back = back.unwrap_or_else(|e| panic!("traceparent {tp:?} does not parse: {e}"));
+            let sent = m.trace.as_ref().map(|h| (h.root(), h.parent()));
+            assert_eq!(Some((back.root(), back.parent())), sent, "traceparent {tp:?}");
+        }
         match (&m.fifo, target.destination.is_fifo()) {
             (Some(ids), true) => {
                 assert!(is_fifo_id(&ids.group_id), "group id {:?}", ids.group_id);
