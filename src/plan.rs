@@ -120,8 +120,8 @@ impl<'t> Planner<'t> {
     /// Routes one record and batches its messages.
     pub fn add(&mut self, record: &Outgoing<'_>) {
         let n = record.notification;
-        // The W3C form counts toward each message's size; it is the same for every target.
-        let traceparent_len = record.trace.and_then(TraceHeader::to_traceparent).map(|tp| tp.len());
+        // The W3C form counts toward each message's size; it is written only when a call is built.
+        let traceparent_len = record.trace.and_then(TraceHeader::traceparent_len);
         let mut routed = false;
         let filters = self.targets.iter().map(|t| t.filters.as_slice());
         for t in route(filters, &n.key, &n.event_name) {
@@ -306,7 +306,10 @@ impl Batcher {
         // Reserved at once: growing by doubling to 10,000 one-message batches held both copies.
         batches.reserve_exact(self.groups.iter().filter(|g| !g.open.messages.is_empty()).count());
         let open = self.groups.into_iter().enumerate();
-        batches.extend(open.filter_map(|(at, mut g)| g.close().map(|b| (at, b))));
+        batches.extend(
+            open.filter(|(_, g)| !g.open.messages.is_empty())
+                .map(|(at, g)| (at, g.open)),
+        );
         // Stable: within a group, batches stay in the order they were cut.
         batches.sort_by_key(|(at, _)| *at);
         (batches.into_iter().map(|(_, b)| b).collect(), self.refused)

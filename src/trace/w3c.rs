@@ -125,13 +125,23 @@ impl TraceHeader {
     /// join the same trace. `None` without a `Parent` (W3C needs a parent-id) and for the all-zero
     /// root (W3C forbids an all-zero trace-id). Flags are `01` only for `Sampled=1`.
     pub fn to_traceparent(&self) -> Option<String> {
+        let (trace, parent) = self.w3c_ids()?;
+        let flags = if self.is_sampled() { "01" } else { "00" };
+        Some(format!("00-{trace:032x}-{parent:016x}-{flags}"))
+    }
+
+    /// The length of [`TraceHeader::to_traceparent`], without writing it: what the `traceparent`
+    /// attribute counts toward a message's size.
+    pub fn traceparent_len(&self) -> Option<usize> {
+        // `00-` + 32 hex + `-` + 16 hex + `-` + 2 hex.
+        self.w3c_ids().map(|_| 55)
+    }
+
+    /// The W3C trace-id and parent-id, when this context has a W3C form.
+    fn w3c_ids(&self) -> Option<(u128, u64)> {
         let parent = self.parent()?;
         let trace = self.root().as_u128();
-        if trace == 0 {
-            return None;
-        }
-        let flags = if self.is_sampled() { "01" } else { "00" };
-        Some(format!("00-{trace:032x}-{:016x}-{flags}", parent.as_u64()))
+        (trace != 0).then_some((trace, parent.as_u64()))
     }
 
     /// Parses a W3C `traceparent` (version `00` only, strict) into an X-Ray context: Root
@@ -197,6 +207,19 @@ mod tests {
         let tp = h.to_traceparent().unwrap();
         assert_eq!(tp, "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01");
         assert_eq!(TraceHeader::from_traceparent(&tp), Ok(h));
+    }
+
+    #[test]
+    fn traceparent_len_is_the_length_of_the_traceparent() {
+        for text in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8;Sampled=1",
+        ] {
+            let h: TraceHeader = text.parse().unwrap();
+            assert_eq!(h.traceparent_len(), h.to_traceparent().map(|tp| tp.len()), "{text}");
+        }
     }
 
     #[test]
