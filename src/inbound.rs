@@ -252,6 +252,21 @@ pub fn decode_sqs_each(payload: &str, mut on_unit: impl FnMut(Source, usize, Uni
     sqs_stream::decode_each(payload, &mut on_unit)
 }
 
+/// The trace carrier of every message of an SQS event, in order, read without decoding any body:
+/// a quick look ahead, so the relay knows which message is the last of its trace context (an SNS
+/// batch of that context can then leave at once). Where both read the payload, each is the
+/// carrier [`decode_sqs_each`] gives that message's unit (the fuzzer checks it); `None` when the
+/// payload is not an SQS event this can read (a duplicate attribute, say, which decoding takes the
+/// last of): nothing is then sealed early.
+pub fn sqs_carriers(payload: &str) -> Option<impl Iterator<Item = Carrier>> {
+    let fields = sqs_stream::carrier_fields(payload)?;
+    Some(
+        fields
+            .into_iter()
+            .map(|(header, tp)| carrier_of(header.as_deref(), tp.as_deref())),
+    )
+}
+
 /// The general decoder: captures each record's text first, so that a record that cannot be read
 /// fails alone. [`decode`] gives the same answer, faster, for well-formed SQS events; this entry
 /// point exists so that tests and the fuzzer can check that it does.
@@ -524,17 +539,22 @@ struct MessageIdProbe {
 /// The record-level trace context of an SQS message: `AWSTraceHeader`, or when that is absent a
 /// `traceparent` string message attribute (CONTRACT §5).
 fn sqs_carrier(message: &SqsMessage) -> Carrier {
-    if let Some(header) = message.attributes.get(AWS_TRACE_HEADER) {
+    let traceparent = message.message_attributes.get(TRACEPARENT);
+    carrier_of(
+        message.attributes.get(AWS_TRACE_HEADER).map(String::as_str),
+        traceparent.and_then(|a| a.string_value.as_deref()),
+    )
+}
+
+/// [`sqs_carrier`]'s rule on the two values it reads; [`sqs_carriers`] applies it too.
+fn carrier_of(aws_trace_header: Option<&str>, traceparent: Option<&str>) -> Carrier {
+    if let Some(header) = aws_trace_header {
         return match header.parse::<TraceHeader>() {
             Ok(h) => Carrier::Valid(h),
             Err(e) => Carrier::Invalid(format!("{AWS_TRACE_HEADER}: {e}")),
         };
     }
-    match message
-        .message_attributes
-        .get(TRACEPARENT)
-        .and_then(|a| a.string_value.as_deref())
-    {
+    match traceparent {
         Some(tp) => match TraceHeader::from_traceparent(tp) {
             Ok(h) => Carrier::Valid(h),
             Err(e) => Carrier::Invalid(format!("{TRACEPARENT}: {e}")),

@@ -8,7 +8,8 @@
 //! absent, or a header-injection attempt.
 //!
 //! Never panics, `decode` (with its one-pass SQS path) answers as the general record-by-record
-//! decoder does, and whatever plan comes out keeps CONTRACT §4–5: at most 10 entries and the
+//! decoder does, the look ahead for where trace contexts end (`sqs_carriers`) reads each SQS
+//! message's carrier as decoding does, and whatever plan comes out keeps CONTRACT §4–5: at most 10 entries and the
 //! byte limit per batch, SNS batches share one trace context, FIFO targets get valid ids and keep
 //! the record order, filters hold, outbound trace headers are canonical (nothing from the input is
 //! copied into them), and every body is JSON.
@@ -20,7 +21,7 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use s3_trace_relay::config::{Destination, Target, parse_targets};
 use s3_trace_relay::failure::Reason;
-use s3_trace_relay::inbound::{decode, decode_record_by_record};
+use s3_trace_relay::inbound::{decode, decode_record_by_record, decode_sqs_each, sqs_carriers};
 use s3_trace_relay::message::Batch;
 use s3_trace_relay::plan::max_batch_bytes;
 use s3_trace_relay::relay::prepare;
@@ -94,6 +95,11 @@ fn check(payload: &str, invocation_trace: Option<&str>) {
     );
     if let Err(e) = &decoded {
         let _ = e.to_string();
+    }
+    // The look ahead for where trace contexts end reads each message's carrier as decoding does.
+    if let (Some(fast), Some(carriers)) = (decode_sqs_each(payload, |_, _, unit| Some(unit)), sqs_carriers(payload)) {
+        let decoded: Vec<_> = fast.units.into_iter().map(|u| u.carrier).collect();
+        assert_eq!(carriers.collect::<Vec<_>>(), decoded, "look ahead and decoder disagree on a carrier");
     }
     let targets: &[Target] = &PARSED;
     let prepared = match prepare(targets, payload, invocation_trace) {

@@ -21,8 +21,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer as _};
 
 use super::{Inbound, SQS_EVENT_SOURCE, Source, Unit, is_fifo, sqs_unit};
 
@@ -115,6 +115,58 @@ impl<'de> Visitor<'de> for Records<'_> {
     }
 }
 
+/// The two trace carriers of each SQS message — its `AWSTraceHeader` system attribute and its
+/// `traceparent` message attribute's string value — read without decoding any body (serde skips
+/// them unescaped): a typed projection of exactly those fields, not `aws_lambda_events`'
+/// [`SqsMessage`], which would unescape and copy every body.
+pub(super) fn carrier_fields(payload: &str) -> Option<Vec<CarrierValues<'_>>> {
+    let event: CarrierEvent<'_> = serde_json::from_str(payload).ok()?;
+    let fields = event.records.into_iter().map(|m| {
+        let header = m.attributes.and_then(|a| a.aws_trace_header);
+        let traceparent = m
+            .message_attributes
+            .and_then(|a| a.traceparent)
+            .and_then(|a| a.string_value);
+        (header, traceparent)
+    });
+    Some(fields.collect())
+}
+
+/// A message's `AWSTraceHeader` and `traceparent` values, as found.
+pub(super) type CarrierValues<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+
+#[derive(Deserialize)]
+struct CarrierEvent<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<CarrierMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CarrierMessage<'a> {
+    #[serde(default, borrow)]
+    attributes: Option<SystemAttributes<'a>>,
+    #[serde(rename = "messageAttributes", default, borrow)]
+    message_attributes: Option<MessageAttributes<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SystemAttributes<'a> {
+    #[serde(rename = "AWSTraceHeader", default, borrow)]
+    aws_trace_header: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct MessageAttributes<'a> {
+    #[serde(default, borrow)]
+    traceparent: Option<StringValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StringValue<'a> {
+    #[serde(rename = "stringValue", default, borrow)]
+    string_value: Option<Cow<'a, str>>,
+}
+
 #[cfg(test)]
 mod tests {
     //! The one-pass decoder is an optimisation only: whatever it answers, the general decoder
@@ -124,7 +176,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::decode;
-    use crate::inbound::decode_record_by_record;
+    use crate::inbound::{Carrier, decode_record_by_record, sqs_carriers};
 
     const S3_RECORD: &str = r#"{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-25T12:00:00.000Z","eventName":"ObjectCreated:Put","userIdentity":{"principalId":"AWS:X"},"requestParameters":{"sourceIPAddress":"203.0.113.10"},"responseElements":{},"s3":{"s3SchemaVersion":"1.0","configurationId":"c","bucket":{"name":"b","ownerIdentity":{"principalId":"P"},"arn":"arn:aws:s3:::b"},"object":{"key":"a+b%20c","size":1,"eTag":"e","sequencer":"01"}}}"#;
 
@@ -160,16 +212,28 @@ mod tests {
         ]
     }
 
+    fn message_attributes() -> impl Strategy<Value = Option<Value>> {
+        let traceparent = "00-6745a1b20123456789abcdef01234567-1111111111111111-01";
+        prop_oneof![
+            3 => Just(None),
+            2 => Just(Some(json!({}))),
+            2 => Just(Some(json!({"traceparent": {"stringValue": traceparent, "dataType": "String"}}))),
+            1 => Just(Some(json!({"traceparent": {"stringValue": "00-nope", "dataType": "String"}}))),
+            1 => Just(Some(json!({"traceparent": {"stringValue": null, "dataType": "String"}}))),
+            1 => Just(Some(Value::Null)),
+        ]
+    }
+
     fn message() -> impl Strategy<Value = Value> {
         (
             event_source(),
             prop_oneof![30 => Just(Some(json!("m"))), 1 => Just(None), 1 => Just(Some(json!(1)))],
             body(),
-            attributes(),
+            (attributes(), message_attributes()),
             any::<bool>(),
             any::<bool>(),
         )
-            .prop_map(|(source, id, body, attributes, fifo, upper)| {
+            .prop_map(|(source, id, body, (attributes, message_attributes), fifo, upper)| {
                 let mut m = serde_json::Map::new();
                 if let Some(source) = source {
                     m.insert("eventSource".into(), source);
@@ -183,6 +247,9 @@ mod tests {
                 m.insert("body".into(), body);
                 if let Some(attributes) = attributes {
                     m.insert("attributes".into(), attributes);
+                }
+                if let Some(message_attributes) = message_attributes {
+                    m.insert("messageAttributes".into(), message_attributes);
                 }
                 let arn = if fifo {
                     "arn:aws:sqs:us-east-1:1:q.fifo"
@@ -236,6 +303,14 @@ mod tests {
         }
 
         #[test]
+        fn the_carrier_look_ahead_reads_each_units_carrier(payload in payload()) {
+            if let Some(inbound) = decode(&payload) {
+                let carriers: Vec<Carrier> = inbound.units.into_iter().map(|u| u.carrier).collect();
+                prop_assert_eq!(sqs_carriers(&payload).map(Iterator::collect::<Vec<_>>), Some(carriers));
+            }
+        }
+
+        #[test]
         fn every_well_formed_sqs_event_takes_the_one_pass_path(
             n in 1usize..12,
             fifo in any::<bool>(),
@@ -267,6 +342,21 @@ mod tests {
             let fast = decode(fixture).expect("a well-formed SQS event");
             assert_eq!(Ok(fast), decode_record_by_record(fixture));
         }
+    }
+
+    #[test]
+    fn the_carrier_look_ahead_reads_the_fixtures_carriers() {
+        let fixture = include_str!("../../events/sqs-batch-mixed-trace.json");
+        let carriers: Vec<Carrier> = decode(fixture).unwrap().units.into_iter().map(|u| u.carrier).collect();
+        assert!(carriers.iter().any(|c| matches!(c, Carrier::Valid(_))));
+        assert_eq!(sqs_carriers(fixture).map(Iterator::collect::<Vec<_>>), Some(carriers));
+    }
+
+    #[test]
+    fn the_carrier_look_ahead_declines_what_is_no_sqs_event() {
+        assert!(sqs_carriers("not json").is_none());
+        assert!(sqs_carriers(r#"{"Records": 3}"#).is_none());
+        assert!(sqs_carriers(r#"{"Records": [{"attributes": {"AWSTraceHeader": 5}}]}"#).is_none());
     }
 
     #[test]
