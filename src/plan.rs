@@ -136,6 +136,25 @@ impl<'t> Planner<'t> {
         }
     }
 
+    /// Messages in batches still open: held until their batch can take no more, or the payload ends.
+    pub fn held(&self) -> usize {
+        self.batchers.iter().map(|b| b.held).sum()
+    }
+
+    /// No later record carries `trace`: every SNS batch of that trace context is complete now,
+    /// instead of waiting for the end of the payload. The cut is the one [`Planner::finish`] would
+    /// make, so call counts stay exact; a record of that context that still came would start a
+    /// batch of its own (one call more, nothing lost).
+    pub fn seal(&mut self, trace: Option<&TraceHeader>) {
+        for batcher in &mut self.batchers {
+            if batcher.grouping == Grouping::ByTrace
+                && let Some(at) = batcher.find_group(trace)
+            {
+                batcher.seal_group(at);
+            }
+        }
+    }
+
     /// The batches that can take no more messages since the last call, with their target index;
     /// each target's in the order they must be sent.
     pub fn take_complete(&mut self) -> impl Iterator<Item = (usize, Batch)> + '_ {
@@ -180,10 +199,16 @@ struct Batcher {
     grouping: Grouping,
     limits: (usize, usize),
     groups: Vec<Group>,
-    /// Trace context → group, built once there are more than [`LINEAR_GROUPS`] groups. It holds
-    /// only group indexes, hashed and compared through the groups' own headers: keyed by a copy of
-    /// each header it took 96 bytes a group.
+    /// Groups sealed ([`Planner::seal`]): their places are taken by the next groups opened, so
+    /// with a trace context per record only the groups still open are held, not 10,000.
+    sealed: Vec<usize>,
+    /// Messages in the groups' open batches.
+    held: usize,
+    /// Trace context → open group, built once there are more than [`LINEAR_GROUPS`] groups. It
+    /// holds only group indexes, hashed and compared through the groups' own headers: keyed by a
+    /// copy of each header it took 96 bytes a group.
     index: HashTable<usize>,
+    indexed: bool,
     hasher: RandomState,
     /// Batches that can take no more messages, with their group, in the order they closed.
     complete: Vec<(usize, Batch)>,
@@ -196,6 +221,8 @@ struct Batcher {
 struct Group {
     open: Batch,
     open_bytes: usize,
+    /// Sealed: no message goes in any more, and the place is free for a new group.
+    sealed: bool,
 }
 
 impl Batcher {
@@ -210,7 +237,10 @@ impl Batcher {
             grouping,
             limits: (max_entries(destination), max_batch_bytes(destination)),
             groups: Vec::new(),
+            sealed: Vec::new(),
+            held: 0,
             index: HashTable::new(),
+            indexed: false,
             hasher: RandomState::new(),
             complete: Vec::new(),
             refused: Vec::new(),
@@ -232,71 +262,111 @@ impl Batcher {
             });
             return;
         }
-        let at = self.group_of(&m.trace);
-        let Some(group) = self.groups.get_mut(at) else { return };
+        let at = self.group_of(m.trace.as_ref());
+        let Some(group) = self.groups.get(at) else { return };
         if group.open_bytes + m.size > limit || same_group_in(&group.open, &m) {
-            self.complete.extend(group.close().map(|b| (at, b)));
+            self.close_group(at);
         }
+        let Some(group) = self.groups.get_mut(at) else { return };
         group.open_bytes += m.size;
         let open = &mut group.open;
         grow_by_doubling(&mut open.messages, max_entries);
         open.messages.push(m);
+        self.held += 1;
         if open.messages.len() >= max_entries {
-            self.complete.extend(group.close().map(|b| (at, b)));
+            self.close_group(at);
         }
+    }
+
+    /// Group `at`'s open batch, if it holds any message, is complete.
+    fn close_group(&mut self, at: usize) {
+        if let Some(batch) = self.groups.get_mut(at).and_then(Group::close) {
+            self.held -= batch.messages.len();
+            self.complete.push((at, batch));
+        }
+    }
+
+    /// Group `at`'s open batch is complete, and its place free for the next group opened.
+    fn seal_group(&mut self, at: usize) {
+        self.close_group(at);
+        let hash = |g: &Group| self.hasher.hash_one(g.open.request_trace.as_ref());
+        let Some(group) = self.groups.get_mut(at) else { return };
+        if self.indexed
+            && let Ok(entry) = self.index.find_entry(hash(group), |i| *i == at)
+        {
+            entry.remove();
+        }
+        group.sealed = true;
+        self.sealed.push(at);
     }
 
     /// The index of the group `trace` goes in, opened if new.
-    fn group_of(&mut self, trace: &Option<TraceHeader>) -> usize {
-        let found = match self.grouping {
+    fn group_of(&mut self, trace: Option<&TraceHeader>) -> usize {
+        self.find_group(trace).unwrap_or_else(|| self.open_group(trace))
+    }
+
+    /// The index of the group `trace` goes in, if it is open.
+    fn find_group(&mut self, trace: Option<&TraceHeader>) -> Option<usize> {
+        let is = |g: &Group| !g.sealed && g.open.request_trace.as_ref() == trace;
+        match self.grouping {
             Grouping::None => (!self.groups.is_empty()).then_some(0),
-            Grouping::Runs => self
-                .groups
-                .last()
-                .filter(|g| g.open.request_trace == *trace)
-                .map(|_| self.groups.len() - 1),
-            Grouping::ByTrace if self.groups.len() <= LINEAR_GROUPS => {
-                self.groups.iter().position(|g| g.open.request_trace == *trace)
-            }
+            Grouping::Runs => self.groups.last().filter(|g| is(g)).map(|_| self.groups.len() - 1),
+            Grouping::ByTrace if self.groups.len() <= LINEAR_GROUPS => self.groups.iter().position(is),
             Grouping::ByTrace => {
-                if self.index.is_empty() {
+                if !self.indexed {
                     (0..self.groups.len()).for_each(|i| self.index_group(i));
+                    self.indexed = true;
                 }
                 let groups = &self.groups;
-                let same = |i: &usize| groups.get(*i).is_some_and(|g| g.open.request_trace == *trace);
+                let same = |i: &usize| groups.get(*i).is_some_and(is);
                 self.index.find(self.hasher.hash_one(trace), same).copied()
             }
-        };
-        found.unwrap_or_else(|| self.open_group(trace))
+        }
     }
 
     /// Opens a group for `trace`; a new run ends the previous one, whose batch is then complete.
-    fn open_group(&mut self, trace: &Option<TraceHeader>) -> usize {
-        let at = self.groups.len();
-        if self.grouping == Grouping::Runs
-            && let Some(last) = self.groups.last_mut()
-        {
-            self.complete.extend(last.close().map(|b| (at - 1, b)));
+    fn open_group(&mut self, trace: Option<&TraceHeader>) -> usize {
+        if self.grouping == Grouping::Runs && !self.groups.is_empty() {
+            self.close_group(self.groups.len() - 1);
         }
-        let trace = (self.grouping != Grouping::None).then(|| trace.clone()).flatten();
-        self.groups.push(Group {
+        let group = Group {
             open: Batch {
                 target: self.target,
-                request_trace: trace,
+                request_trace: trace.filter(|_| self.grouping != Grouping::None).cloned(),
                 messages: Vec::new(),
             },
             open_bytes: 0,
-        });
-        if !self.index.is_empty() {
+            sealed: false,
+        };
+        // A sealed group's batches were all taken when it was sealed (`complete` keeps their place).
+        let free = self.sealed.pop().and_then(|at| Some(at).zip(self.groups.get_mut(at)));
+        let at = match free {
+            Some((at, place)) => {
+                *place = group;
+                at
+            }
+            None => {
+                self.groups.push(group);
+                self.groups.len() - 1
+            }
+        };
+        if self.indexed {
             self.index_group(at);
         }
         at
     }
 
-    /// Adds group `at` to the index.
+    /// Adds group `at` to the index, unless it is sealed.
     fn index_group(&mut self, at: usize) {
+        if self.groups.get(at).is_none_or(|g| g.sealed) {
+            return;
+        }
         let (groups, hasher) = (&self.groups, &self.hasher);
-        let hash_of = |i: &usize| groups.get(*i).map_or(0, |g| hasher.hash_one(&g.open.request_trace));
+        let hash_of = |i: &usize| {
+            groups
+                .get(*i)
+                .map_or(0, |g| hasher.hash_one(g.open.request_trace.as_ref()))
+        };
         self.index.insert_unique(hash_of(&at), at, hash_of);
     }
 
@@ -555,6 +625,7 @@ mod tests {
         fn streamed_batches_are_the_planned_ones_and_fifo_targets_keep_their_order(
             picks in proptest::collection::vec((0usize..4, 0usize..6, 0usize..20), 0..120),
             take_every in 1usize..8,
+            seal_ended_contexts in proptest::bool::ANY,
         ) {
             let records = picked(&picks);
             let targets = parse_targets(EVERY_KIND).unwrap();
@@ -567,6 +638,10 @@ mod tests {
             let mut streamed: Vec<Vec<Batch>> = vec![Vec::new(); targets.len()];
             for unit in 0..records.len() {
                 planner.add(&outgoing(unit));
+                let trace = records[unit].1.as_ref();
+                if seal_ended_contexts && records[unit + 1..].iter().all(|r| r.1.as_ref() != trace) {
+                    planner.seal(trace);
+                }
                 if unit % take_every == 0 {
                     for (t, b) in planner.take_complete() {
                         // Equal to the whole plan's batches below: nothing taken early was cut early.
@@ -590,6 +665,36 @@ mod tests {
             }
             proptest::prop_assert_eq!(rest.refused, whole.refused);
         }
+    }
+
+    #[test]
+    fn sealing_a_trace_context_hands_out_its_sns_batches_at_once() {
+        let targets =
+            parse_targets("arn:aws:sqs:us-east-1:123456789012:q,arn:aws:sns:us-east-1:123456789012:t").unwrap();
+        let (t1, t2): (TraceHeader, TraceHeader) = (T1.parse().unwrap(), T2.parse().unwrap());
+        let records: Vec<_> = [&t1, &t2, &t1, &t1]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (notification(&format!("k{i}"), 100), Some((*t).clone())))
+            .collect();
+        let mut planner = Planner::new(&targets);
+        for (unit, (n, t)) in records.iter().enumerate() {
+            planner.add(&Outgoing {
+                unit,
+                notification: n,
+                trace: t.as_ref(),
+            });
+        }
+        assert_eq!(planner.held(), 8);
+        planner.seal(Some(&t1));
+        let taken: Vec<(usize, Batch)> = planner.take_complete().collect();
+        assert_eq!(taken.len(), 1);
+        assert_eq!((taken[0].0, taken[0].1.request_trace.as_ref()), (1, Some(&t1)));
+        assert_eq!(sizes(&[taken[0].1.clone()]), vec![3]);
+        // The SQS batch and the other context's SNS batch stay open.
+        assert_eq!(planner.held(), 5);
+        let rest = planner.finish();
+        assert_eq!((sizes(&rest.batches[0]), sizes(&rest.batches[1])), (vec![4], vec![1]));
     }
 
     #[test]
@@ -726,6 +831,54 @@ mod tests {
         );
         assert_eq!(p.filtered_out, 1);
         assert_eq!(p.calls(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sealed_groups_give_their_place_to_new_ones_and_lose_nothing(
+            contexts in proptest::collection::vec(0usize..60, 0..300),
+            seal_at_last in proptest::bool::ANY,
+            seals in proptest::collection::vec(proptest::bool::ANY, 300),
+        ) {
+            // Up to 60 contexts (past the linear search), context 0 without a header. Sealed either
+            // after each context's last record (the look ahead's answer) or after records picked
+            // at random (as if it were wrong: a context then comes back after it was sealed).
+            let headers: Vec<Option<TraceHeader>> = (0..60)
+                .map(|c| (c > 0).then(|| format!("Root=1-5759e988-{c:024x};Parent=53995c3f42cd8ad8;Sampled=1").parse().unwrap()))
+                .collect();
+            let records: Vec<_> = contexts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (notification(&format!("k{i}"), 10), headers[*c].clone()))
+                .collect();
+            let targets = parse_targets("arn:aws:sns:us-east-1:123456789012:t").unwrap();
+            let mut planner = Planner::new(&targets);
+            let mut batches = Vec::new();
+            for (unit, (n, trace)) in records.iter().enumerate() {
+                planner.add(&Outgoing { unit, notification: n, trace: trace.as_ref() });
+                let last = contexts[unit + 1..].iter().all(|c| *c != contexts[unit]);
+                if (seal_at_last && last) || (!seal_at_last && seals[unit]) {
+                    planner.seal(trace.as_ref());
+                }
+                batches.extend(planner.take_complete().map(|(_, b)| b));
+            }
+            batches.extend(planner.finish().batches.remove(0));
+            // Every message once, in a batch of its own context.
+            let mut units: Vec<usize> = batches.iter().flat_map(|b| b.messages.iter().map(|m| m.unit)).collect();
+            units.sort_unstable();
+            proptest::prop_assert_eq!(units, (0..records.len()).collect::<Vec<_>>());
+            for b in &batches {
+                proptest::prop_assert!(b.messages.iter().all(|m| records[m.unit].1 == b.request_trace));
+            }
+            if seal_at_last {
+                // The same batches as planning at once: call counts stay exact.
+                let mut whole = run("arn:aws:sns:us-east-1:123456789012:t", &records).batches.remove(0);
+                let key = |b: &Batch| b.messages.iter().map(|m| m.unit).collect::<Vec<_>>();
+                whole.sort_by_key(key);
+                batches.sort_by_key(key);
+                proptest::prop_assert_eq!(batches, whole);
+            }
+        }
     }
 
     #[test]
