@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::time::Instant;
 
@@ -36,7 +37,7 @@ use crate::logs;
 use crate::message::{Batch, Message};
 use crate::metrics::{TargetCounts, emf_lines};
 use crate::order::{Order, TargetGate};
-use crate::prepare::{Outcomes, Streamed, log_undelivered, stream, undelivered, upstream_contexts};
+use crate::prepare::{Outcomes, Outlet, Streamed, log_undelivered, stream, undelivered, upstream_contexts};
 pub use crate::prepare::{Prepared, prepare};
 use crate::publish::{CallReport, EntryOutcome, Publisher};
 use crate::recording::{CallRecording, InvocationRecording, Recorder};
@@ -223,11 +224,7 @@ impl<P: Publisher> Relay<P> {
             Payload::Body(body) => self.stream_while_sending(call, body, invocation_trace).await,
             Payload::Text(text) => {
                 let mut planned: Vec<Vec<Batch>> = vec![Vec::new(); self.config.targets.len()];
-                let produced = stream(&self.config.targets, text, invocation_trace, links, |target, batch| {
-                    if let Some(batches) = planned.get_mut(target) {
-                        batches.push(batch);
-                    }
-                });
+                let produced = stream(&self.config.targets, text, invocation_trace, links, &mut planned);
                 (produced, self.deliver_planned(call, planned).await)
             }
         };
@@ -265,10 +262,7 @@ impl<P: Publisher> Relay<P> {
                 tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
                 RelayError::BadPayload(DecodeError::NotJson(e.to_string()))
             })?;
-            stream(&config.targets, text, invocation_trace, links, |target, batch| {
-                // Fails only when the invocation is gone, and with it every receiver.
-                let _ = senders.get(target).map(|s| s.blocking_send(batch));
-            })
+            stream(&config.targets, text, invocation_trace, links, &mut Channels(senders))
         });
         let (produced, runs) = futures_util::future::join(producer, self.deliver_batches(call, receivers)).await;
         let produced = produced.unwrap_or_else(|e| {
@@ -490,6 +484,24 @@ enum Payload<'p> {
     Body(Bytes),
     /// Given as text ([`Relay::handle`]): decoded first, then sent.
     Text(&'p str),
+}
+
+/// Each target's channel, as the decoder hands batches out.
+struct Channels(Vec<Sender<Batch>>);
+
+impl Outlet for Channels {
+    fn offer(&mut self, target: usize, batch: Batch) -> Result<(), Batch> {
+        match self.0.get(target).map(|s| s.try_send(batch)) {
+            Some(Err(TrySendError::Full(batch))) => Err(batch),
+            // Closed only when the invocation is gone, and with it every receiver.
+            _ => Ok(()),
+        }
+    }
+
+    fn hand(&mut self, target: usize, batch: Batch) {
+        // Fails only when the invocation is gone, and with it every receiver.
+        let _ = self.0.get(target).map(|s| s.blocking_send(batch));
+    }
 }
 
 /// One channel of batches per target, each holding up to its capacity.

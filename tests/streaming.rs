@@ -86,6 +86,11 @@ fn info() -> InvocationInfo {
 
 /// `n` SQS messages from `arn`, one trace context per 10, every 7th key failing, groups of 3.
 fn sqs_batch(arn: &str, n: usize) -> String {
+    sqs_batch_in_contexts(arn, n, |i| i / 10)
+}
+
+/// [`sqs_batch`] with message `i` in trace context `context(i)`.
+fn sqs_batch_in_contexts(arn: &str, n: usize, context: impl Fn(usize) -> usize) -> String {
     let ids = message_ids(n);
     let keys: Vec<String> = (0..n)
         .map(|i| {
@@ -98,7 +103,7 @@ fn sqs_batch(arn: &str, n: usize) -> String {
         .collect();
     let groups: Vec<String> = (0..n).map(|i| format!("g{}", i % 3)).collect();
     let traces: Vec<String> = (0..n)
-        .map(|i| format!("Root=1-6745a1b2-{:024x};Parent=1111111111111111;Sampled=1", i / 10))
+        .map(|i| format!("Root=1-6745a1b2-{:024x};Parent=1111111111111111;Sampled=1", context(i)))
         .collect();
     let messages: Vec<(&str, &str, Option<&str>, Option<&str>)> = (0..n)
         .map(|i| {
@@ -162,6 +167,14 @@ fn all_targets() -> String {
 #[tokio::test]
 async fn a_standard_queue_batch_streams_to_the_same_answer_and_calls() {
     assert_streamed_as_decoded_first(&all_targets(), &sqs_batch(STANDARD_SOURCE, 250)).await;
+}
+
+#[tokio::test]
+async fn a_batch_with_a_trace_context_per_record_streams_to_the_same_answer_and_calls() {
+    // Past 64 held messages the stream looks ahead for each context's last message; each context
+    // here comes back once, 150 messages later, so its SNS batch must wait for it.
+    let payload = sqs_batch_in_contexts(STANDARD_SOURCE, 300, |i| i % 150);
+    assert_streamed_as_decoded_first(&format!("{QUEUE},{TOPIC}"), &payload).await;
 }
 
 #[tokio::test]
