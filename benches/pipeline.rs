@@ -9,6 +9,10 @@
 //! - `sqs_6mb_distinct`: the same with a distinct trace context per message (one uploader each),
 //!   which makes as many SNS trace groups as records.
 //!
+//! A second group, `look_ahead`, measures what the streaming relay adds on top of `prepare` when
+//! messages pile up in SNS trace groups: reading every message's trace carrier once
+//! (`inbound::sqs_carriers`) on `sqs_6mb_distinct`, to know where each context ends.
+//!
 //! The targets are one SQS queue and one SNS topic, unfiltered: every record becomes two messages,
 //! SNS batches grouped by trace context. `Throughput::Elements` is the number of S3 records, so
 //! criterion's `thrpt` is records per second.
@@ -28,6 +32,7 @@ use std::time::Duration;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use s3_trace_relay::config::{Target, parse_targets};
+use s3_trace_relay::inbound::sqs_carriers;
 use s3_trace_relay::relay::prepare;
 use serde_json::{Value, json};
 
@@ -223,6 +228,27 @@ fn bench_prepare(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
+/// The streaming relay's look ahead for where each trace context ends (`inbound::sqs_carriers`),
+/// which it makes once messages pile up in SNS trace groups: on the 6 MiB payload with a context
+/// per message, the case where it does.
+fn bench_look_ahead(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = c.benchmark_group("look_ahead");
+    let (payload, records) = max_sqs_event(None);
+    assert_eq!(
+        sqs_carriers(&payload).map(Iterator::count),
+        Some(records),
+        "a carrier per message"
+    );
+    group.throughput(Throughput::Elements(records as u64));
+    group.sample_size(10);
+    group.bench_with_input(
+        BenchmarkId::from_parameter("sqs_6mb_distinct"),
+        &payload,
+        |b, payload| b.iter(|| black_box(sqs_carriers(black_box(payload)).map(Iterator::count))),
+    );
+    group.finish();
+}
+
 /// `PIPELINE_PROFILE=<case>[:<iterations>]` runs `prepare` on one case that many times (default 1)
 /// and exits: a plain loop to run under `valgrind --tool=callgrind`.
 fn profile(spec: &str) {
@@ -248,5 +274,6 @@ fn main() {
         .measurement_time(Duration::from_secs(4))
         .configure_from_args();
     bench_prepare(&mut criterion);
+    bench_look_ahead(&mut criterion);
     criterion.final_summary();
 }

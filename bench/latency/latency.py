@@ -402,8 +402,8 @@ def report(res: dict) -> str:
             f"longest {worst:.1f} ms)."
         )
     if res.get("runtime_floor"):
-        floors = ", ".join(f"{ms(f['duration_s'])} at {f['n']:,} records ({f['payload_bytes']:,} bytes)"
-                           for f in res["runtime_floor"])
+        floors = ", ".join(f"{ms(f['duration_s'])} at {f['n']:,} records ({f['payload_bytes']:,} bytes), "
+                           f"peak RSS {f['peak_rss_kib'] / 1024:.1f} MiB" for f in res["runtime_floor"])
         rows.append(
             f"\n`lambda_runtime` alone (`examples/runtime_floor.rs`: body set aside, answers `{{}}`) took {floors} "
             "(median of 3) from /next served to its answer: no handler can make its first call sooner."
@@ -414,16 +414,18 @@ def report(res: dict) -> str:
 def runtime_floor(argv: list[str], standin: LatencyStandin, targets: str, n: int, payload: bytes) -> dict:
     """How long lambda_runtime itself takes to hand `payload` to a handler and send its answer: the
     median of three fresh processes, each after a 10-record warm-up, as the functions are measured."""
-    durations = []
+    durations, rss = [], []
     for _ in range(3):
         p = Process(Variant("runtime floor", argv, REPO, {}, 1), standin.url, targets)
         try:
             p.invoke(sqs_event(10, 10))
             r = p.invoke(payload)
+            rss.append(p.vm_hwm_kib())
         finally:
             p.stop()
         durations.append(r.done_at - r.served_at)
-    return {"n": n, "payload_bytes": len(payload), "duration_s": statistics.median(durations), "runs_s": durations}
+    return {"n": n, "payload_bytes": len(payload), "duration_s": statistics.median(durations), "runs_s": durations,
+            "peak_rss_kib": statistics.median(rss)}
 
 
 def main() -> int:
