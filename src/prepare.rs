@@ -198,18 +198,23 @@ pub(crate) fn stream(
     };
     let rest = planner.finish();
     account_plan(targets, &rest, &mut summary, &mut outcomes);
-    for (target, batches) in rest.batches.into_iter().enumerate() {
-        for batch in batches {
-            upstream.note(&batch);
-            outlet.hand(target, batch);
-        }
-    }
+    hand_all(rest.batches, &mut upstream, outlet);
     Ok(Streamed::Sent {
         units: Units { source, message_ids },
         summary,
         outcomes,
         upstream: upstream.list,
     })
+}
+
+/// Hands out every batch of every target, waiting for each sender as needed.
+fn hand_all(batches: Vec<Vec<Batch>>, upstream: &mut Upstream, outlet: &mut impl Outlet) {
+    for (target, batches) in batches.into_iter().enumerate() {
+        for batch in batches {
+            upstream.note(&batch);
+            outlet.hand(target, batch);
+        }
+    }
 }
 
 /// Messages held in open batches past which the stream looks ahead for the end of each trace
