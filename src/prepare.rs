@@ -4,8 +4,11 @@
 //! [`prepare`] does it for the whole payload at once. `stream` does it while the payload is read
 //! — each unit planned as soon as it is decoded and each batch handed out as soon as it can take
 //! no more ([`crate::plan::Planner`]) — so the first call of a 10,000-record batch leaves while the
-//! rest is still being decoded, with the same batches and so the same call counts. Only a plain
-//! SQS event from a standard queue streams: a FIFO source is relayed in rounds ([`crate::order`]),
+//! rest is still being decoded, with the same batches and so the same call counts. An SNS batch
+//! is cut by trace context, so it can only leave early once no later message carries its context:
+//! when messages pile up in open batches, `stream` looks ahead at every message's trace carrier
+//! (`ContextEnds`) and seals each context after its last message. Only a plain SQS event from a
+//! standard queue streams: a FIFO source is relayed in rounds ([`crate::order`]),
 //! which need the whole batch first, and every other input is small.
 
 use std::collections::HashSet;
