@@ -171,10 +171,34 @@ async fn a_standard_queue_batch_streams_to_the_same_answer_and_calls() {
 
 #[tokio::test]
 async fn a_batch_with_a_trace_context_per_record_streams_to_the_same_answer_and_calls() {
-    // Past 64 held messages the stream looks ahead for each context's last message; each context
-    // here comes back once, 150 messages later, so its SNS batch must wait for it.
+    // Each context comes back once, 150 messages later, so its SNS batch must wait for it.
     let payload = sqs_batch_in_contexts(STANDARD_SOURCE, 300, |i| i % 150);
-    assert_streamed_as_decoded_first(&format!("{QUEUE},{TOPIC}"), &payload).await;
+    let targets = format!("{QUEUE},{TOPIC}");
+    let decoded_first = ByKey::default();
+    let expected = relay(&targets, 16, decoded_first.clone())
+        .handle(&payload, &info())
+        .await;
+    // One call in flight, each taking 1 ms: the senders are busy, so past 64 held messages the
+    // decoder looks ahead for each context's last message and seals it there.
+    let streamed = ByKey {
+        call_delay: Some(Duration::from_millis(1)),
+        ..ByKey::default()
+    };
+    let raw = bytes::Bytes::from(payload);
+    let answer = relay(&targets, 1, streamed.clone()).handle_payload(raw, &info()).await;
+    assert_eq!(format!("{answer:?}"), format!("{expected:?}"));
+    assert_eq!(calls(&streamed), calls(&decoded_first));
+    // Sealed contexts' SNS calls went out while the rest of the batch was read, not after it.
+    let sent = streamed.sent.lock().unwrap();
+    let last_sqs = sent.iter().rposition(|(d, _)| d.starts_with("https://sqs")).unwrap();
+    let sns_before = sent[..last_sqs]
+        .iter()
+        .filter(|(d, _)| d.starts_with("arn:aws:sns"))
+        .count();
+    assert!(
+        sns_before >= 100,
+        "{sns_before} of 150 SNS calls before the last SQS call"
+    );
 }
 
 #[tokio::test]
