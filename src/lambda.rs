@@ -11,7 +11,7 @@ use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, layers, service_fn};
 use serde::de::IgnoredAny;
 
-use crate::config::{AWS_LAMBDA_RUNTIME_API, RelayConfig};
+use crate::config::{AWS_LAMBDA_MAX_CONCURRENCY, AWS_LAMBDA_RUNTIME_API, RelayConfig};
 use crate::otel::{Exporter, OtelError};
 use crate::publish::{AwsPublisher, load_sdk_config};
 use crate::recording::Recorder;
@@ -47,6 +47,31 @@ impl RunError {
     pub fn is_logged(&self) -> bool {
         matches!(self, RunError::Config(_) | RunError::Otel(_)) && std::env::var_os(AWS_LAMBDA_RUNTIME_API).is_some()
     }
+}
+
+/// The tokio runtime [`run`] runs on. Serving one invocation at a time (the usual Lambda, without
+/// `AWS_LAMBDA_MAX_CONCURRENCY` > 1), one thread drives every call and its connection: the SDK's
+/// work for a call was on one thread anyway, and handing each request and answer between threads
+/// cost the relay a fifth to a quarter of its CPU and let a call slot free before its connection
+/// went back to the pool, so a new connection was opened (README, Latency). Invocations served
+/// concurrently (Lambda Managed Instances) get a worker per core. Decoding has a blocking thread
+/// of its own either way.
+pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let concurrent = serves_concurrently(std::env::var(AWS_LAMBDA_MAX_CONCURRENCY).ok().as_deref());
+    let mut builder = if concurrent {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build()
+}
+
+/// Whether `AWS_LAMBDA_MAX_CONCURRENCY` says invocations run concurrently (a bad value is the
+/// configuration's to report; here it counts as one at a time).
+fn serves_concurrently(max_concurrency: Option<&str>) -> bool {
+    max_concurrency
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 1)
 }
 
 /// Runs the function until the runtime stops. A bad configuration is reported to Lambda's
@@ -178,5 +203,29 @@ async fn build_relay(config: Arc<RelayConfig>, otel: Option<Arc<Exporter>>) -> R
     match Recorder::new(xray, otel) {
         Some(recorder) => relay.with_recorder(recorder),
         None => relay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_invocation_at_a_time_runs_on_one_thread() {
+        assert!(!serves_concurrently(None));
+        assert!(!serves_concurrently(Some("1")));
+    }
+
+    #[test]
+    fn concurrent_invocations_get_the_multi_thread_runtime() {
+        assert!(serves_concurrently(Some("4")));
+        assert!(serves_concurrently(Some(" 2 ")));
+    }
+
+    #[test]
+    fn a_bad_max_concurrency_counts_as_one_at_a_time() {
+        for value in ["", "0", "-3", "many"] {
+            assert!(!serves_concurrently(Some(value)), "{value:?}");
+        }
     }
 }

@@ -1,10 +1,17 @@
-//! The Lambda function. Everything it does is in the library: [`s3_trace_relay::lambda::run`].
+//! The Lambda function. Everything it does is in the library: [`s3_trace_relay::lambda::run`] on
+//! the runtime [`s3_trace_relay::lambda::tokio_runtime`] picks.
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match s3_trace_relay::lambda::run().await {
+fn main() -> ExitCode {
+    let runtime = match s3_trace_relay::lambda::tokio_runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("s3-trace-relay: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(s3_trace_relay::lambda::run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_logged() => ExitCode::FAILURE,
         Err(e) => {

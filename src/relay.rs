@@ -393,12 +393,18 @@ impl<P: Publisher> Relay<P> {
         let mut started = FuturesUnordered::new();
         let mut open = true;
         while open || !started.is_empty() {
+            // Started calls first, so a call just taken builds its request at once; then a yield,
+            // so that on one thread its connection writes it before the next call is built.
             tokio::select! {
+                biased;
+                Some(outcome) = started.next(), if !started.is_empty() => run.add(outcome),
                 batch = batches.recv(), if open && started.len() < self.config.max_in_flight => match batch {
-                    Some(batch) => started.push(self.deliver_batch(call, destination, batch)),
+                    Some(batch) => {
+                        started.push(self.deliver_batch(call, destination, batch));
+                        tokio::task::yield_now().await;
+                    }
                     None => open = false,
                 },
-                Some(outcome) = started.next(), if !started.is_empty() => run.add(outcome),
             }
         }
     }

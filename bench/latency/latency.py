@@ -178,7 +178,7 @@ def base_env(runtime_api: str, endpoint: str, targets: str) -> dict:
     }
 
 
-DIAGNOSTIC = {"rust 32", "rust 64", "rust 128"}
+DIAGNOSTIC = {"rust 32", "rust 64", "rust 80", "rust 100", "rust 128"}
 
 
 class Variant:
@@ -483,7 +483,7 @@ def main() -> int:
         Variant("node all", [args.node, "index.js"], node_peer, {"PEER_MODE": "all"}, NODE_SOCKETS_PER_CLIENT, True),
     ]
     # Diagnostic: the relay at other in-flight caps, run only when named in --only.
-    variants += [Variant(f"rust {n}", [args.binary], REPO, {"RELAY_MAX_IN_FLIGHT": str(n)}, n) for n in (32, 64, 128)]
+    variants += [Variant(f"rust {n}", [args.binary], REPO, {"RELAY_MAX_IN_FLIGHT": str(n)}, n) for n in (32, 64, 80, 100, 128)]
     names = {s.strip() for s in args.only.split(",")} if args.only else None
     variants = [v for v in variants if (v.name in names if names else v.name not in DIAGNOSTIC)]
     hello = Variant("hello_lambda (floor)", [args.hello], REPO, {}, 1)
