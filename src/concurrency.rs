@@ -28,8 +28,9 @@ pub const MAX_DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// Memory at which Lambda gives a function one full vCPU, in MiB.
 const MIB_PER_VCPU: u64 = 1769;
 /// Calls in flight one vCPU keeps going: a call waits about 15 ms on the network and costs the
-/// relay about 0.5 ms of CPU (building, signing and parsing it; `bench/latency`), so about 30
-/// overlap before the CPU is the bound.
+/// relay about 0.2 ms of CPU (building, signing and parsing it; `bench/latency`), but calls finish
+/// in bursts: measured, 30 per vCPU stay within 1.10x of the floor ⌈calls / in-flight⌉ × 15 ms,
+/// and 40 and 50 per vCPU did not (1.13-1.18x on the two-core bench machine; README, Latency).
 const CALLS_PER_VCPU: u64 = 30;
 
 /// The in-flight cap for a function of `memory_mib` (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`) running

@@ -441,7 +441,7 @@ def main() -> int:
     parser.add_argument("--max-sequential-s", type=float, default=60.0)
     parser.add_argument("--init-runs", type=int, default=5, help="extra launches per function for init")
     parser.add_argument(
-        "--only", help="comma-separated function names (default: all but the diagnostic rust 32/64/128)"
+        "--only", help="comma-separated function names (default: all but the diagnostic rust 32/64/80/100/128)"
     )
     parser.add_argument("--full", action="store_true", help="also the sequential runs over --max-sequential-s")
     parser.add_argument("--quick", action="store_true", help="n = 10 and 1,000 only; a smoke test")
@@ -483,7 +483,9 @@ def main() -> int:
         Variant("node all", [args.node, "index.js"], node_peer, {"PEER_MODE": "all"}, NODE_SOCKETS_PER_CLIENT, True),
     ]
     # Diagnostic: the relay at other in-flight caps, run only when named in --only.
-    variants += [Variant(f"rust {n}", [args.binary], REPO, {"RELAY_MAX_IN_FLIGHT": str(n)}, n) for n in (32, 64, 80, 100, 128)]
+    variants += [
+        Variant(f"rust {n}", [args.binary], REPO, {"RELAY_MAX_IN_FLIGHT": str(n)}, n) for n in (32, 64, 80, 100, 128)
+    ]
     names = {s.strip() for s in args.only.split(",")} if args.only else None
     variants = [v for v in variants if (v.name in names if names else v.name not in DIAGNOSTIC)]
     hello = Variant("hello_lambda (floor)", [args.hello], REPO, {}, 1)
