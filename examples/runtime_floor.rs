@@ -2,8 +2,8 @@
 //! invocation and answers `{}`. Its handler gets no event (a layer sets the body aside before the
 //! runtime types it, as the relay's does), on one thread (as the relay serves one invocation at a
 //! time), so an invocation takes what the runtime itself takes to read a body into one buffer and
-//! send the answer. `bench/latency/latency.py` times it on the
-//! largest payload next to the relay's time to its first call.
+//! send the answer. `bench/latency/latency.py` times it on the largest payload next to the relay's
+//! time to its first call.
 //!
 //! ```sh
 //! cargo build --release --example runtime_floor

@@ -150,18 +150,20 @@ impl RelayConfig {
     }
 }
 
-/// The in-flight cap from what Lambda says of the environment. Those variables are Lambda's, not
-/// the relay's configuration: a value that is not a positive whole number counts as absent.
+/// The in-flight cap from what Lambda says of the environment.
 fn default_max_in_flight(lookup: &impl Fn(&str) -> Option<String>) -> usize {
-    let positive = |variable| {
-        lookup(variable)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&n| n > 0)
-    };
+    let positive = |variable| lambda_number(lookup(variable).as_deref());
     crate::concurrency::default_max_in_flight(
         positive(AWS_LAMBDA_FUNCTION_MEMORY_SIZE),
         positive(AWS_LAMBDA_MAX_CONCURRENCY),
     )
+}
+
+/// A number Lambda sets for the environment (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`,
+/// `AWS_LAMBDA_MAX_CONCURRENCY`). Those variables are Lambda's, not the relay's configuration: a
+/// value that is not a positive whole number counts as absent.
+pub(crate) fn lambda_number(value: Option<&str>) -> Option<u64> {
+    value.and_then(|v| v.trim().parse::<u64>().ok()).filter(|&n| n > 0)
 }
 
 /// CloudWatch namespaces: 1 to 255 characters of alphanumerics and `. - _ / # :` and space, not

@@ -11,7 +11,7 @@ use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, layers, service_fn};
 use serde::de::IgnoredAny;
 
-use crate::config::{AWS_LAMBDA_MAX_CONCURRENCY, AWS_LAMBDA_RUNTIME_API, RelayConfig};
+use crate::config::{AWS_LAMBDA_MAX_CONCURRENCY, AWS_LAMBDA_RUNTIME_API, RelayConfig, lambda_number};
 use crate::otel::{Exporter, OtelError};
 use crate::publish::{AwsPublisher, load_sdk_config};
 use crate::recording::Recorder;
@@ -66,12 +66,10 @@ pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_all().build()
 }
 
-/// Whether `AWS_LAMBDA_MAX_CONCURRENCY` says invocations run concurrently (a bad value is the
-/// configuration's to report; here it counts as one at a time).
+/// Whether `AWS_LAMBDA_MAX_CONCURRENCY` says invocations run concurrently; read as for the
+/// in-flight cap, so a bad value counts as absent: one at a time.
 fn serves_concurrently(max_concurrency: Option<&str>) -> bool {
-    max_concurrency
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 1)
+    lambda_number(max_concurrency).is_some_and(|n| n > 1)
 }
 
 /// Runs the function until the runtime stops. A bad configuration is reported to Lambda's
