@@ -1,9 +1,11 @@
 //! The Lambda function. Everything it does is in the library: [`s3_trace_relay::lambda::run`] on
-//! the runtime [`s3_trace_relay::lambda::tokio_runtime`] picks.
+//! the runtime [`s3_trace_relay::lambda::tokio_runtime`] picks, with the allocator's thresholds
+//! fixed first ([`s3_trace_relay::lambda::fix_malloc_thresholds`]).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    s3_trace_relay::lambda::fix_malloc_thresholds();
     let runtime = match s3_trace_relay::lambda::tokio_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
