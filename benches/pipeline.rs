@@ -235,7 +235,7 @@ fn bench_look_ahead(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("look_ahead");
     let (payload, records) = max_sqs_event(None);
     assert_eq!(
-        sqs_carriers(&payload).map(Iterator::count),
+        sqs_carriers(payload.as_bytes()).map(Iterator::count),
         Some(records),
         "a carrier per message"
     );
@@ -244,7 +244,7 @@ fn bench_look_ahead(c: &mut Criterion<ThreadCpuTime>) {
     group.bench_with_input(
         BenchmarkId::from_parameter("sqs_6mb_distinct"),
         &payload,
-        |b, payload| b.iter(|| black_box(sqs_carriers(black_box(payload)).map(Iterator::count))),
+        |b, payload| b.iter(|| black_box(sqs_carriers(black_box(payload.as_bytes())).map(Iterator::count))),
     );
     group.finish();
 }

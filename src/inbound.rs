@@ -244,11 +244,13 @@ pub fn decode(payload: &str) -> Result<Inbound, DecodeError> {
 /// [`decode`] for a well-formed SQS event, handing each unit to `on_unit` (with the source and the
 /// unit's index) as soon as it is read, so the relay can send while the rest is decoded; the units
 /// it gives back make up the answer's `units`. `None` when the payload is not such an event —
-/// possibly after some units were handed out: [`decode`] answers it.
-pub fn decode_sqs_each(payload: &str, mut on_unit: impl FnMut(Source, usize, Unit) -> Option<Unit>) -> Option<Inbound> {
-    if !mentions(payload, SQS_EVENT_SOURCE) {
-        return None;
-    }
+/// possibly after some units were handed out: [`decode`] answers it. The payload is bytes as
+/// received: each string is checked to be UTF-8 as it is read (a payload that is not gives `None`),
+/// so the first unit does not wait for a check of the whole payload (0.75 ms for 6 MB).
+pub fn decode_sqs_each(
+    payload: &[u8],
+    mut on_unit: impl FnMut(Source, usize, Unit) -> Option<Unit>,
+) -> Option<Inbound> {
     sqs_stream::decode_each(payload, &mut on_unit)
 }
 
@@ -258,7 +260,7 @@ pub fn decode_sqs_each(payload: &str, mut on_unit: impl FnMut(Source, usize, Uni
 /// carrier [`decode_sqs_each`] gives that message's unit (the fuzzer checks it); `None` when the
 /// payload is not an SQS event this can read (a duplicate attribute, say, which decoding takes the
 /// last of): nothing is then sealed early.
-pub fn sqs_carriers(payload: &str) -> Option<impl Iterator<Item = Carrier>> {
+pub fn sqs_carriers(payload: &[u8]) -> Option<impl Iterator<Item = Carrier>> {
     let fields = sqs_stream::carrier_fields(payload)?;
     Some(
         fields

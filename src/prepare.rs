@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::config::Target;
 use crate::context::{Fallback, InvocationTrace, Resolved, resolve};
 use crate::failure::{Reason, Undelivered};
-use crate::inbound::{Carrier, Content, Inbound, Source, Unit, decode, decode_sqs_each, sqs_carriers};
+use crate::inbound::{Carrier, Content, DecodeError, Inbound, Source, Unit, decode, decode_sqs_each, sqs_carriers};
 use crate::logs;
 use crate::message::{Batch, Notification};
 use crate::order::Order;
@@ -58,11 +58,19 @@ fn prepare_payload(
     invocation_trace: InvocationTrace,
     summary: Summary,
 ) -> Result<Prepared, RelayError> {
-    let inbound = decode(payload).map_err(|e| {
-        tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
-        RelayError::BadPayload(e)
-    })?;
+    let inbound = decode(payload).map_err(rejected)?;
     Ok(prepare_decoded(targets, inbound, invocation_trace, summary))
+}
+
+/// `payload` as text, for the decoders that need it whole; rejected when it is not UTF-8.
+fn text_of(payload: &[u8]) -> Result<&str, RelayError> {
+    std::str::from_utf8(payload).map_err(|e| rejected(DecodeError::NotJson(e.to_string())))
+}
+
+/// The error a payload that is no event is answered with, logged.
+fn rejected(e: DecodeError) -> RelayError {
+    tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
+    RelayError::BadPayload(e)
 }
 
 /// The counts an invocation starts with: its own trace header, counted (and logged) if invalid.
@@ -152,10 +160,12 @@ impl Outlet for Vec<Vec<Batch>> {
 
 /// [`prepare`] while decoding: `outlet` gets each batch as soon as it is complete (each target's
 /// in the order they must be sent), then the rest once the payload is read. `links`: also
-/// collect the distinct upstream contexts (the process span's links).
+/// collect the distinct upstream contexts (the process span's links). The payload is bytes as
+/// received: an SQS event is checked to be UTF-8 string by string as it is decoded; anything else
+/// as a whole, before the general decoder reads it.
 pub(crate) fn stream(
     targets: &[Target],
-    payload: &str,
+    payload: &[u8],
     invocation: InvocationTrace,
     links: bool,
     outlet: &mut impl Outlet,
@@ -197,7 +207,7 @@ pub(crate) fn stream(
     let source = match decoded {
         Some(inbound) if !fifo => inbound.source,
         Some(inbound) => return Ok(Streamed::Rounds(prepare_decoded(targets, inbound, invocation, start))),
-        None => return prepare_payload(targets, payload, invocation, start).map(Streamed::Rounds),
+        None => return prepare_payload(targets, text_of(payload)?, invocation, start).map(Streamed::Rounds),
     };
     let rest = planner.finish();
     account_plan(targets, &rest, &mut summary, &mut outcomes);
@@ -301,7 +311,7 @@ impl ContextEnds {
 /// before unit `through`. Contexts are compared by a 64-bit hash: two that collide count as one,
 /// so one of them is only sealed at the end, never too early.
 fn look_ahead(
-    payload: &str,
+    payload: &[u8],
     invocation: &InvocationTrace,
     through: usize,
 ) -> Option<(Vec<bool>, Vec<Option<TraceHeader>>)> {
@@ -589,7 +599,13 @@ mod tests {
             queued: vec![0; targets.len()],
             sent: Vec::new(),
         };
-        let answer = stream(&targets, payload, InvocationTrace::Absent, false, &mut channels);
+        let answer = stream(
+            &targets,
+            payload.as_bytes(),
+            InvocationTrace::Absent,
+            false,
+            &mut channels,
+        );
         assert!(matches!(answer, Ok(Streamed::Sent { .. })));
         channels.sent
     }

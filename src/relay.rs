@@ -32,8 +32,6 @@ use crate::concurrency::{Learned, Limiter, Signal};
 use crate::config::{Destination, RelayConfig, Target};
 use crate::context::InvocationTrace;
 use crate::failure::{HoldBack, Reason, Undelivered};
-use crate::inbound::DecodeError;
-use crate::logs;
 use crate::message::{Batch, Message};
 use crate::metrics::{TargetCounts, emf_lines};
 use crate::order::{Order, TargetGate};
@@ -224,7 +222,13 @@ impl<P: Publisher> Relay<P> {
             Payload::Body(body) => self.stream_while_sending(call, body, invocation_trace).await,
             Payload::Text(text) => {
                 let mut planned: Vec<Vec<Batch>> = vec![Vec::new(); self.config.targets.len()];
-                let produced = stream(&self.config.targets, text, invocation_trace, links, &mut planned);
+                let produced = stream(
+                    &self.config.targets,
+                    text.as_bytes(),
+                    invocation_trace,
+                    links,
+                    &mut planned,
+                );
                 (produced, self.deliver_planned(call, planned).await)
             }
         };
@@ -258,11 +262,13 @@ impl<P: Publisher> Relay<P> {
         let config = Arc::clone(&self.config);
         let links = call.recording.is_some();
         let producer = tokio::task::spawn_blocking(move || {
-            let text = std::str::from_utf8(&payload).map_err(|e| {
-                tracing::error!(error = logs::text(&e).as_str(), "invocation payload rejected");
-                RelayError::BadPayload(DecodeError::NotJson(e.to_string()))
-            })?;
-            stream(&config.targets, text, invocation_trace, links, &mut Channels(senders))
+            stream(
+                &config.targets,
+                &payload,
+                invocation_trace,
+                links,
+                &mut Channels(senders),
+            )
         });
         let (produced, runs) = futures_util::future::join(producer, self.deliver_batches(call, receivers)).await;
         let produced = produced.unwrap_or_else(|e| {

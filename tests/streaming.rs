@@ -335,6 +335,35 @@ async fn a_payload_that_is_not_utf8_is_rejected_as_not_json() {
     assert!(publisher.sent.lock().unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_payload_that_stops_being_utf8_is_rejected_as_not_json_after_what_came_before() {
+    // The bytes are checked string by string as they are decoded, not all before the first
+    // record: the batches complete before the bad byte may have gone (at least once, as for any
+    // payload the one-pass decoder gives up on), none after it, and the invocation fails whole.
+    let payload = sqs_batch(STANDARD_SOURCE, 100);
+    let at = payload.find("k-90").unwrap();
+    let mut bytes = payload.into_bytes();
+    bytes[at] = 0xff;
+    let publisher = ByKey::default();
+    let err = relay(QUEUE, 16, publisher.clone())
+        .handle_payload(bytes::Bytes::from(bytes), &info())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RelayError::BadPayload(DecodeError::NotJson(_))), "{err}");
+    let sent = publisher.sent.lock().unwrap();
+    let keys = sent
+        .iter()
+        .flat_map(|(_, b)| b.messages.iter().map(|m| m.notification.key.clone()));
+    for key in keys {
+        let n: usize = key
+            .trim_start_matches("k-")
+            .trim_start_matches("fail-")
+            .parse()
+            .unwrap();
+        assert!(n < 90, "{key} was sent");
+    }
+}
+
 /// The failed message ids of an SQS answer, in message order.
 fn failed_in_order(response: &RelayResponse) -> Vec<String> {
     let mut ids = failed_ids(response);

@@ -97,7 +97,8 @@ fn check(payload: &str, invocation_trace: Option<&str>) {
         let _ = e.to_string();
     }
     // The look ahead for where trace contexts end reads each message's carrier as decoding does.
-    if let (Some(fast), Some(carriers)) = (decode_sqs_each(payload, |_, _, unit| Some(unit)), sqs_carriers(payload)) {
+    let carriers = sqs_carriers(payload.as_bytes());
+    if let (Some(fast), Some(carriers)) = (decode_sqs_each(payload.as_bytes(), |_, _, unit| Some(unit)), carriers) {
         let decoded: Vec<_> = fast.units.into_iter().map(|u| u.carrier).collect();
         assert_eq!(carriers.collect::<Vec<_>>(), decoded, "look ahead and decoder disagree on a carrier");
     }

@@ -28,14 +28,15 @@ use super::{Inbound, SQS_EVENT_SOURCE, Source, Unit, is_fifo, sqs_unit};
 
 /// Decodes `payload` if it is a well-formed SQS event; `None` sends it to the general decoder.
 pub(super) fn decode(payload: &str) -> Option<Inbound> {
-    decode_each(payload, &mut |_, _, unit| Some(unit))
+    decode_each(payload.as_bytes(), &mut |_, _, unit| Some(unit))
 }
 
 /// [`decode`], handing each unit to `on_unit` (with the source and the unit's index) as soon as it
 /// is read; the units it gives back are kept in the answer. On `None`, some units may have been
-/// handed out already.
-pub(super) fn decode_each(payload: &str, on_unit: OnUnit<'_>) -> Option<Inbound> {
-    let mut deserializer = serde_json::Deserializer::from_str(payload);
+/// handed out already. Read from bytes, every string it decodes is checked to be UTF-8 as it is
+/// read; one that is not ends the stream like any other parse error.
+pub(super) fn decode_each(payload: &[u8], on_unit: OnUnit<'_>) -> Option<Inbound> {
+    let mut deserializer = serde_json::Deserializer::from_slice(payload);
     let inbound = deserializer.deserialize_map(Event(on_unit)).ok()?;
     deserializer.end().ok()?;
     Some(inbound)
@@ -119,8 +120,8 @@ impl<'de> Visitor<'de> for Records<'_> {
 /// `traceparent` message attribute's string value — read without decoding any body (serde skips
 /// them unescaped): a typed projection of exactly those fields, not `aws_lambda_events`'
 /// [`SqsMessage`], which would unescape and copy every body.
-pub(super) fn carrier_fields(payload: &str) -> Option<Vec<CarrierValues<'_>>> {
-    let event: CarrierEvent<'_> = serde_json::from_str(payload).ok()?;
+pub(super) fn carrier_fields(payload: &[u8]) -> Option<Vec<CarrierValues<'_>>> {
+    let event: CarrierEvent<'_> = serde_json::from_slice(payload).ok()?;
     let fields = event.records.into_iter().map(|m| {
         let header = m.attributes.and_then(|a| a.aws_trace_header);
         let traceparent = m
@@ -306,7 +307,7 @@ mod tests {
         fn the_carrier_look_ahead_reads_each_units_carrier(payload in payload()) {
             if let Some(inbound) = decode(&payload) {
                 let carriers: Vec<Carrier> = inbound.units.into_iter().map(|u| u.carrier).collect();
-                prop_assert_eq!(sqs_carriers(&payload).map(Iterator::collect::<Vec<_>>), Some(carriers));
+                prop_assert_eq!(sqs_carriers(payload.as_bytes()).map(Iterator::collect::<Vec<_>>), Some(carriers));
             }
         }
 
@@ -349,14 +350,17 @@ mod tests {
         let fixture = include_str!("../../events/sqs-batch-mixed-trace.json");
         let carriers: Vec<Carrier> = decode(fixture).unwrap().units.into_iter().map(|u| u.carrier).collect();
         assert!(carriers.iter().any(|c| matches!(c, Carrier::Valid(_))));
-        assert_eq!(sqs_carriers(fixture).map(Iterator::collect::<Vec<_>>), Some(carriers));
+        assert_eq!(
+            sqs_carriers(fixture.as_bytes()).map(Iterator::collect::<Vec<_>>),
+            Some(carriers)
+        );
     }
 
     #[test]
     fn the_carrier_look_ahead_declines_what_is_no_sqs_event() {
-        assert!(sqs_carriers("not json").is_none());
-        assert!(sqs_carriers(r#"{"Records": 3}"#).is_none());
-        assert!(sqs_carriers(r#"{"Records": [{"attributes": {"AWSTraceHeader": 5}}]}"#).is_none());
+        assert!(sqs_carriers(b"not json").is_none());
+        assert!(sqs_carriers(br#"{"Records": 3}"#).is_none());
+        assert!(sqs_carriers(br#"{"Records": [{"attributes": {"AWSTraceHeader": 5}}]}"#).is_none());
     }
 
     #[test]
