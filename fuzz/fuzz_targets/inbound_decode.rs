@@ -7,6 +7,8 @@
 //! rebuild the SQS envelope). The invocation trace header is picked by the input's length: valid,
 //! absent, or a header-injection attempt.
 //!
+//! The input is also read as bytes as received, as the streaming relay reads an SQS event.
+//!
 //! Never panics, `decode` (with its one-pass SQS path) answers as the general record-by-record
 //! decoder does, the look ahead for where trace contexts end (`sqs_carriers`) reads each SQS
 //! message's carrier as decoding does, and whatever plan comes out keeps CONTRACT §4–5: at most 10 entries and the
@@ -43,9 +45,21 @@ const INVOCATION_TRACES: [Option<&str>; 3] = [
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let trace = INVOCATION_TRACES[data.len() % INVOCATION_TRACES.len()];
+    check_bytes(data, &text);
     check(&text, trace);
     check(&as_sqs_body(&text, data.first().copied()), trace);
 });
+
+/// The bytes as received, as the streaming relay reads them: never panics, and where the one-pass
+/// SQS decoder answers, it answers as for the same bytes read lossily (bytes that are not UTF-8 can
+/// only sit in values it skips).
+fn check_bytes(data: &[u8], text: &str) {
+    let _ = sqs_carriers(data).map(Iterator::count);
+    if let Some(raw) = decode_sqs_each(data, |_, _, unit| Some(unit)) {
+        let lossy = decode_sqs_each(text.as_bytes(), |_, _, unit| Some(unit));
+        assert_eq!(Some(raw), lossy, "bytes and lossy text decode differently");
+    }
+}
 
 /// One SQS event carrying `body`; the first input byte picks the record's trace carrier.
 fn as_sqs_body(body: &str, selector: Option<u8>) -> String {
