@@ -326,13 +326,20 @@ async fn the_first_call_leaves_before_the_batch_is_decoded_and_decoding_waits_fo
 async fn a_payload_that_is_not_utf8_is_rejected_as_not_json() {
     let mut bytes = sqs_batch(STANDARD_SOURCE, 3).into_bytes();
     bytes[40] = 0xff;
+    let publisher = rejected_as_not_json(bytes).await;
+    assert!(publisher.sent.lock().unwrap().is_empty());
+}
+
+/// Relays `bytes` to [`QUEUE`], 16 in flight; checks the invocation fails as not JSON and returns
+/// the publisher with what was sent before it did.
+async fn rejected_as_not_json(bytes: Vec<u8>) -> ByKey {
     let publisher = ByKey::default();
     let err = relay(QUEUE, 16, publisher.clone())
         .handle_payload(bytes::Bytes::from(bytes), &info())
         .await
         .unwrap_err();
     assert!(matches!(err, RelayError::BadPayload(DecodeError::NotJson(_))), "{err}");
-    assert!(publisher.sent.lock().unwrap().is_empty());
+    publisher
 }
 
 #[tokio::test]
@@ -344,12 +351,7 @@ async fn a_payload_that_stops_being_utf8_is_rejected_as_not_json_after_what_came
     let at = payload.find("k-90").unwrap();
     let mut bytes = payload.into_bytes();
     bytes[at] = 0xff;
-    let publisher = ByKey::default();
-    let err = relay(QUEUE, 16, publisher.clone())
-        .handle_payload(bytes::Bytes::from(bytes), &info())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RelayError::BadPayload(DecodeError::NotJson(_))), "{err}");
+    let publisher = rejected_as_not_json(bytes).await;
     let sent = publisher.sent.lock().unwrap();
     let keys = sent
         .iter()
