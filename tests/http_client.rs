@@ -5,13 +5,15 @@
 //!   16 calls in flight);
 //! - the trust roots, loaded at the first call rather than at init, still come from the system or
 //!   from `SSL_CERT_FILE`: the relay binary reaches an HTTPS endpoint whose certificate only the
-//!   test CA in `tests/fixtures/tls` signs when, and only when, `SSL_CERT_FILE` names that CA.
+//!   test CA in `tests/fixtures/tls` signs when, and only when, `SSL_CERT_FILE` names that CA;
+//! - the request's `X-Amzn-Trace-Id` is the relay's: none on an SQS call, the trace group's own
+//!   on an SNS call, never the process-wide one the SDK would copy from `_X_AMZN_TRACE_ID`.
 
 mod support;
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,6 +43,9 @@ struct Counts {
     connections: AtomicUsize,
     sqs_calls: AtomicUsize,
     sns_calls: AtomicUsize,
+    /// Each SNS call's `X-Amzn-Trace-Id`, and each SQS call's, in arrival order.
+    sns_trace_headers: Mutex<Vec<Option<String>>>,
+    sqs_trace_headers: Mutex<Vec<Option<String>>>,
 }
 
 /// Serves SQS `SendMessageBatch` (JSON) and SNS `PublishBatch` (query) on one port, accepting
@@ -104,6 +109,14 @@ async fn answer(counts: Arc<Counts>, request: Request<Incoming>) -> Result<Respo
         .headers()
         .get("x-amz-target")
         .is_some_and(|t| t.as_bytes().ends_with(b".SendMessageBatch"));
+    let trace = request
+        .headers()
+        .get("x-amzn-trace-id")
+        .map(|h| h.to_str().unwrap().to_owned());
+    match sqs {
+        true => counts.sqs_trace_headers.lock().unwrap().push(trace),
+        false => counts.sns_trace_headers.lock().unwrap().push(trace),
+    }
     let body = request
         .into_body()
         .collect()
@@ -239,6 +252,35 @@ async fn without_the_ca_the_endpoint_is_not_trusted_and_every_message_is_reporte
         counts.sqs_calls.load(Ordering::SeqCst) + counts.sns_calls.load(Ordering::SeqCst),
         0
     );
+}
+
+#[tokio::test]
+async fn requests_carry_the_relays_trace_header_not_the_process_wide_one() {
+    let counts = Arc::new(Counts::default());
+    let endpoint = endpoint(Arc::clone(&counts)).await;
+    let targets = format!("{endpoint}/123456789012/uploads,arn:aws:sns:us-east-1:123456789012:uploads");
+    // With a function name, the SDK's recursion detection copies `_X_AMZN_TRACE_ID`, which the
+    // runtime sets to the invocation's header, onto every request that has none.
+    let env = [
+        ("RELAY_TARGETS", targets.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "relay"),
+    ];
+    let api = RuntimeApi::start().await;
+    let process = RelayProcess::spawn(&api, &env);
+    let invocation_header = "Root=1-6759e988-bd862e3fe1be46a994272794;Parent=1111111111111111;Sampled=1";
+    let payload = support::fixture("sqs-batch-mixed-trace.json");
+    let invocation = Invocation::new(payload).with_trace(invocation_header);
+    let response = api.invoke(invocation).outcome(WAIT).await.expect_response();
+    drop(process);
+    assert_eq!(failed_items(&response), Vec::<String>::new());
+    let sqs = counts.sqs_trace_headers.lock().unwrap().clone();
+    assert_eq!(sqs, vec![None], "SQS entries carry their own AWSTraceHeader");
+    let mut sns = counts.sns_trace_headers.lock().unwrap().clone();
+    sns.sort();
+    // The first message's header, canonical; the other two fall back to the invocation's.
+    let own = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    assert_eq!(sns, vec![Some(own.to_owned()), Some(invocation_header.to_owned())]);
 }
 
 /// Accepts connections and reads what comes, never answering; counts the connections the client
