@@ -15,20 +15,27 @@
 //! - EventBridge: each `PutEvents` entry carries its own `TraceHeader`; Step Functions: each
 //!   `StartExecution` its `traceHeader`. The request header is removed for both (for Step Functions it
 //!   would win over the parameter).
+//!
+//! One interceptor on every client ([`CallTraceHeader`]) does all of this, reading the header an
+//! SNS call is made with from its scope ([`CALL_TRACE_HEADER`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_sns::types::{MessageAttributeValue as SnsAttribute, PublishBatchRequestEntry};
-use aws_sdk_sqs::config::http::{HttpRequest, HttpResponse};
+use aws_sdk_sqs::config::ConfigBag;
+use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::operation::RequestId;
 use aws_sdk_sqs::types::{
     MessageAttributeValue as SqsAttribute, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
     SendMessageBatchRequestEntry,
 };
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use aws_sdk_sns::operation::publish_batch::PublishBatchError;
@@ -182,10 +189,12 @@ impl Clients {
         let sqs = aws_sdk_sqs::config::Builder::from(sdk_config)
             .region(region.clone())
             .retry_classifier(RetryClassifier::<SendMessageBatchError>::new())
+            .interceptor(CallTraceHeader)
             .build();
         let sns = aws_sdk_sns::config::Builder::from(sdk_config)
             .region(region.clone())
             .retry_classifier(RetryClassifier::<PublishBatchError>::new())
+            .interceptor(CallTraceHeader)
             .build();
         let events = aws_sdk_eventbridge::config::Builder::from(sdk_config)
             .region(region.clone())
@@ -195,12 +204,14 @@ impl Clients {
             .retry_classifier(RetryClassifier::<
                 aws_sdk_eventbridge::operation::describe_event_bus::DescribeEventBusError,
             >::new())
+            .interceptor(CallTraceHeader)
             .build();
         let sfn = aws_sdk_sfn::config::Builder::from(sdk_config)
             .region(region)
             .retry_classifier(RetryClassifier::<
                 aws_sdk_sfn::operation::start_execution::StartExecutionError,
             >::new())
+            .interceptor(CallTraceHeader)
             .build();
         Clients {
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
@@ -282,8 +293,6 @@ impl AwsPublisher {
             request = request.entries(entry.build().map_err(|e| fail("InvalidEntry", e.to_string()))?);
         }
         let output = request
-            .customize()
-            .mutate_request(without_trace_header)
             .send()
             .await
             .map_err(|e| sdk_call_error(SEND_MESSAGE_BATCH, e))?;
@@ -330,17 +339,8 @@ impl AwsPublisher {
                 request.publish_batch_request_entries(entry.build().map_err(|e| fail("InvalidEntry", e.to_string()))?);
         }
         let header = batch.request_trace.as_ref().map(ToString::to_string);
-        let output = request
-            .customize()
-            .mutate_request(move |r: &mut HttpRequest| {
-                let headers = r.headers_mut();
-                headers.remove(TRACE_HTTP_HEADER);
-                if let Some(h) = &header {
-                    // Canonical headers are ASCII without control characters, so this cannot fail.
-                    let _ = headers.try_insert(TRACE_HTTP_HEADER, h.clone());
-                }
-            })
-            .send()
+        let output = CALL_TRACE_HEADER
+            .scope(header, request.send())
             .await
             .map_err(|e| sdk_call_error(PUBLISH_BATCH, e))?;
         let failed = output
@@ -385,10 +385,40 @@ pub const PUT_EVENTS: &str = "PutEvents";
 /// The Step Functions operation the relay starts executions with.
 pub const START_EXECUTION: &str = "StartExecution";
 
-/// Removes the request's `X-Amzn-Trace-Id` for calls whose entries carry their own trace context
-/// (SQS, EventBridge, Step Functions), so the SDK's copy of the process-wide one cannot leak.
-pub(crate) fn without_trace_header(request: &mut HttpRequest) {
-    request.headers_mut().remove(TRACE_HTTP_HEADER);
+tokio::task_local! {
+    /// The `X-Amzn-Trace-Id` of the SNS call made in this scope (`None`: the call goes without).
+    /// Every other call is made outside any scope and goes without the header too.
+    static CALL_TRACE_HEADER: Option<String>;
+}
+
+/// Makes each request's `X-Amzn-Trace-Id` the relay's: the scope's header ([`CALL_TRACE_HEADER`])
+/// or none, never the SDK's copy of the process-wide one. Registered once on each client rather
+/// than per call through `customize()`, which boxed every call's future and merged a configuration
+/// layer into it. It runs after signing, which leaves this header out (SigV4 does not sign it).
+#[derive(Debug)]
+struct CallTraceHeader;
+
+impl Intercept for CallTraceHeader {
+    fn name(&self) -> &'static str {
+        "CallTraceHeader"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let headers = context.request_mut().headers_mut();
+        headers.remove(TRACE_HTTP_HEADER);
+        let _ = CALL_TRACE_HEADER.try_with(|header| {
+            if let Some(h) = header {
+                // Canonical headers are ASCII without control characters, so this cannot fail.
+                let _ = headers.try_insert(TRACE_HTTP_HEADER, h.clone());
+            }
+        });
+        Ok(())
+    }
 }
 
 /// The operation one call to `destination` makes.

@@ -13,7 +13,7 @@ use aws_sdk_eventbridge::operation::RequestId;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat as Format};
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
 
-use super::{CallReport, EntryOutcome, PUT_EVENTS, call_error, sdk_call_error, without_trace_header};
+use super::{CallReport, EntryOutcome, PUT_EVENTS, call_error, sdk_call_error};
 use crate::failure::{CallError, Reason};
 use crate::message::{Batch, bucket_arn};
 use crate::retry::classify;
@@ -65,12 +65,7 @@ pub(super) async fn put_events(
             .set_trace_header(m.trace.as_ref().map(ToString::to_string));
         request = request.entries(e.build());
     }
-    let output = request
-        .customize()
-        .mutate_request(without_trace_header)
-        .send()
-        .await
-        .map_err(|e| sdk_call_error(PUT_EVENTS, e))?;
+    let output = request.send().await.map_err(|e| sdk_call_error(PUT_EVENTS, e))?;
     Ok(CallReport {
         entries: outcomes(batch.messages.len(), output.entries()),
         request_id: output.request_id().map(str::to_owned),

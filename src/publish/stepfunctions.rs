@@ -8,7 +8,7 @@
 use aws_sdk_sfn::operation::RequestId;
 use aws_sdk_sqs::error::SdkError;
 
-use super::{CallReport, EntryOutcome, START_EXECUTION, call_error, sdk_call_error, without_trace_header};
+use super::{CallReport, EntryOutcome, START_EXECUTION, call_error, sdk_call_error};
 use crate::failure::CallError;
 use crate::message::Batch;
 
@@ -31,8 +31,6 @@ pub(super) async fn start_execution(
         .input(&m.notification.body)
         .set_name(m.execution_name.clone())
         .set_trace_header(m.trace.as_ref().map(ToString::to_string))
-        .customize()
-        .mutate_request(without_trace_header)
         .send()
         .await;
     let request_id = match sent {
