@@ -258,7 +258,7 @@ impl<P: Publisher> Relay<P> {
         invocation_trace: InvocationTrace,
     ) -> (Result<Streamed, RelayError>, Vec<TargetRun>) {
         let targets = self.config.targets.len();
-        let (senders, receivers) = channels(std::iter::repeat_n(self.config.max_in_flight, targets));
+        let (senders, receivers) = channels(std::iter::repeat_n(queue_depth(self.config.max_in_flight), targets));
         let config = Arc::clone(&self.config);
         let links = call.recording.is_some();
         let producer = tokio::task::spawn_blocking(move || {
@@ -514,6 +514,15 @@ impl Outlet for Channels {
         // Fails only when the invocation is gone, and with it every receiver.
         let _ = self.0.get(target).map(|s| s.blocking_send(batch));
     }
+}
+
+/// Batches a target's channel holds for its sender: a quarter of the in-flight cap, at least 2.
+/// The decoder refills the channel faster than a burst of answers empties it, so a deeper queue
+/// only holds batches (about 10 KB each for 10 records) in memory sooner: with the whole cap, up to
+/// 60 per target at 60 in flight. Measured a quarter against the whole cap, 10,000 records at 60
+/// in flight: peak RSS 0.3-0.7 MiB lower, durations the same (README, Latency: peak RSS).
+fn queue_depth(max_in_flight: usize) -> usize {
+    (max_in_flight / 4).max(2)
 }
 
 /// One channel of batches per target, each holding up to its capacity.
