@@ -754,3 +754,16 @@ fn backoff(attempt: u32) -> Duration {
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
     Duration::from_millis(rand::random_range(millis / 2..=millis))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::queue_depth;
+
+    #[test]
+    fn a_targets_queue_holds_a_quarter_of_the_in_flight_cap_and_at_least_two_batches() {
+        assert_eq!(queue_depth(60), 15);
+        assert_eq!(queue_depth(16), 4);
+        assert_eq!(queue_depth(1), 2);
+        assert_eq!(queue_depth(0), 2);
+    }
+}
